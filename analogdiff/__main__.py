@@ -1,0 +1,3 @@
+from analogdiff.cli import main
+
+raise SystemExit(main())

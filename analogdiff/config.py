@@ -1,0 +1,549 @@
+"""Hardware description: one frozen dataclass per component, built from TOML cards.
+
+A card is a TOML file whose tables are the components below (``[device]``, ``[adc]``, ...).
+A table that is absent is a component that is off (``None``); there are no sentinel numbers.
+The same card drives the crossbar error model and the energy estimator.
+
+    hw = load_hardware("pcm-ibm", overrides={"adc.bits": 6, "wire": None})
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+
+class ConfigError(ValueError):
+    """A hardware card, shape or override that cannot be used; the message is one line."""
+
+
+def _doc(text: str, lo: float | None = None, hi: float | None = None,
+         lo_open: bool = False) -> dict:
+    """Field metadata: its documentation and allowed range [lo, hi] (lo excluded when lo_open)."""
+    return {"doc": text, "lo": lo, "hi": hi, "lo_open": lo_open}
+
+
+def _f(text: str, default: Any = dataclasses.MISSING, lo=None, hi=None, lo_open=False):
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=_doc(text, lo, hi, lo_open))
+    return field(default=default, metadata=_doc(text, lo, hi, lo_open))
+
+
+class _Component:
+    """Mixin: type and range checks driven by field metadata, run after construction."""
+
+    section: typing.ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            value = _coerce(f"{self.section}.{f.name}", value, hints[f.name])
+            object.__setattr__(self, f.name, value)
+            _check_range(f"{self.section}.{f.name}", value, f.metadata)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks; subclasses override."""
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) is not None}
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(name: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against annotation ``tp``; ints widen to float. Raises ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(name, value, a)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(f"{name}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+        return value
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{name}: expected a table, got {value!r}")
+        _, vt = typing.get_args(tp)
+        return {str(k): _coerce(f"{name}.{k}", v, vt) for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} for {name}")  # a bug in this module
+
+
+def _check_range(name: str, value: Any, meta: Mapping) -> None:
+    if value is None or isinstance(value, (str, bool)):
+        return
+    values = value.values() if isinstance(value, dict) else [value]
+    lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open", False)
+    for v in values:
+        if not isinstance(v, (int, float)):
+            continue
+        bad_lo = lo is not None and (v <= lo if lo_open else v < lo)
+        bad_hi = hi is not None and v > hi
+        if bad_lo or bad_hi:
+            left = "(" if lo_open else "["
+            lo_s = "-inf" if lo is None else f"{lo:g}"
+            hi_s = "inf" if hi is None else f"{hi:g}"
+            raise ConfigError(f"{name}: {v!r} is outside the allowed range {left}{lo_s}, {hi_s}]")
+
+
+# --------------------------------------------------------------------------- components
+
+@dataclass(frozen=True, kw_only=True)
+class Device(_Component):
+    """Resistive memory devices: conductance window, programming/read noise, stuck devices."""
+
+    section: typing.ClassVar[str] = "device"
+    technology: Literal["ideal", "pcm", "rram", "ecram"] = _f(
+        "Device family; informative (the noise models below decide the physics).")
+    g_max_us: float = _f("Largest programmable conductance, µS.", lo=0.0, lo_open=True)
+    g_min_us: float = _f("Smallest programmable conductance (the 'off' state), µS.", 0.0, lo=0.0)
+    read_voltage_v: float = _f("Read voltage across a device at full-scale input, V.", 0.2,
+                               lo=0.0, lo_open=True)
+    prog_noise: Literal["pcm-ibm", "pcm-hermes", "rram-wan2022", "gaussian"] | None = _f(
+        "Programming-noise model: 'pcm-ibm' = aihwkit PCMLikeNoiseModel polynomial; 'pcm-hermes' = "
+        "aihwkit PCMLikeNoiseModelHermes (2 devices) polynomial; 'rram-wan2022' = aihwkit "
+        "ReRamWan2022NoiseModel polynomial at 1 s; 'gaussian' = prog_noise_std_us. None = exact.",
+        None)
+    prog_noise_scale: float = _f("Multiplier on the programming-noise std.", 1.0, lo=0.0)
+    prog_noise_std_us: float | None = _f("Std of 'gaussian' programming noise, µS.", None, lo=0.0)
+    read_noise: Literal["pcm-1f", "pcm-hermes-1f", "gaussian"] | None = _f(
+        "Read-noise model, drawn fresh at every MVM: 'pcm-1f' = aihwkit PCM 1/f law; 'pcm-hermes-1f' = "
+        "aihwkit Hermes 1/f fit (2 devices); 'gaussian' = "
+        "read_noise_rel · g_max_us. None = noiseless reads.", None)
+    read_noise_scale: float = _f("Multiplier on the read-noise std.", 1.0, lo=0.0)
+    read_noise_rel: float | None = _f("Std of 'gaussian' read noise as a fraction of g_max_us.", None,
+                                      lo=0.0)
+    t_read_s: float = _f("Duration of one read (1/f noise bandwidth), s.", 250e-9, lo=0.0,
+                         lo_open=True)
+    stuck_on_fraction: float = _f("Fraction of devices stuck at g_max_us.", 0.0, lo=0.0, hi=1.0)
+    stuck_off_fraction: float = _f("Fraction of devices stuck at g_min_us.", 0.0, lo=0.0, hi=1.0)
+
+    def validate(self) -> None:
+        if self.g_min_us >= self.g_max_us:
+            raise ConfigError(f"device.g_min_us: {self.g_min_us:g} must be below device.g_max_us "
+                              f"({self.g_max_us:g})")
+        if self.stuck_on_fraction + self.stuck_off_fraction > 1.0:
+            raise ConfigError("device.stuck_on_fraction + device.stuck_off_fraction: must not exceed 1")
+        if self.prog_noise == "gaussian" and self.prog_noise_std_us is None:
+            raise ConfigError("device.prog_noise_std_us: required when device.prog_noise = 'gaussian'")
+        if self.read_noise == "gaussian" and self.read_noise_rel is None:
+            raise ConfigError("device.read_noise_rel: required when device.read_noise = 'gaussian'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Drift(_Component):
+    """Conductance drift g(t) = g0 · (t / t0)^-ν, ν drawn per device."""
+
+    section: typing.ClassVar[str] = "drift"
+    model: Literal["pcm-ibm", "pcm-hermes", "rram-wan2022", "constant"] = _f(
+        "'pcm-ibm' / 'pcm-hermes': ν mean/std depend on conductance as in aihwkit PCMLikeNoiseModel / "
+        "PCMLikeNoiseModelHermes (2 devices); 'rram-wan2022': no mean drift, the spread grows with time "
+        "as aihwkit ReRamWan2022NoiseModel's fits at 1 s, 1 day, 2 days (log-time interpolation, held "
+        "beyond 2 days); 'constant': ν ~ |N(nu_mean, nu_std)| for every device.")
+    t0_s: float = _f("Reference time after programming at which g = g0, s.", 20.0, lo=0.0,
+                     lo_open=True)
+    nu_mean: float | None = _f("Mean drift exponent ν ('constant' model).", None, lo=0.0)
+    nu_std: float | None = _f("Std of the drift exponent ν ('constant' model).", None, lo=0.0)
+    compensation: Literal["global"] | None = _f(
+        "'global': outputs rescaled by a reference read at programming vs now (aihwkit "
+        "GlobalDriftCompensation). None = uncompensated.", None)
+
+    def validate(self) -> None:
+        if self.model == "constant" and (self.nu_mean is None or self.nu_std is None):
+            raise ConfigError("drift.nu_mean, drift.nu_std: required when drift.model = 'constant'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wire(_Component):
+    """Interconnect resistance per crossbar cell (one segment between neighbouring cells)."""
+
+    section: typing.ClassVar[str] = "wire"
+    r_row_ohm: float = _f("Row (word-line) wire resistance per cell segment, Ω.", lo=0.0)
+    r_col_ohm: float = _f("Column (bit-line) wire resistance per cell segment, Ω.", lo=0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DAC(_Component):
+    """Input digital-to-analog conversion (row drivers)."""
+
+    section: typing.ClassVar[str] = "dac"
+    bits: int = _f("Input resolution (sign included), bits.", lo=1, hi=16)
+    mode: Literal["amplitude", "pwm"] = _f(
+        "'amplitude': input encoded as a voltage level; 'pwm': as a pulse width.", "amplitude")
+    bit_serial: bool = _f("Inputs applied one bit per cycle (one conversion per bit).", False)
+    input_range: Literal["static", "dynamic"] = _f(
+        "'static': clip range calibrated once per layer from data; 'dynamic': abs-max of each input "
+        "vector (costs a digital max per vector).", "static")
+    e_conv_pj: float = _f("Energy per conversion (per row per input, or per bit if bit-serial), pJ.",
+                          lo=0.0)
+    t_conv_ns: float = _f("Time to apply one input (one bit if bit-serial; whole pulse for pwm), ns.",
+                          lo=0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ADC(_Component):
+    """Column readout analog-to-digital conversion."""
+
+    section: typing.ClassVar[str] = "adc"
+    bits: int = _f("Output resolution, bits.", lo=1, hi=16)
+    output_range: Literal["calibrated", "dynamic"] = _f(
+        "'calibrated': range fixed per layer from calibration data; 'dynamic': per-MVM abs-max "
+        "(idealized auto-ranging).", "calibrated")
+    noise_lsb: float = _f("Additive Gaussian noise at the ADC input, std in LSB.", 0.0, lo=0.0)
+    s_curve: float | None = _f(
+        "Strength of an S-shaped (tanh) transfer nonlinearity: y = tanh(a·x)/a on the range-normalized "
+        "input x; None = linear.", None, lo=0.0, lo_open=True)
+    cols_per_adc: int = _f("Columns sharing one ADC (time-multiplexed).", 1, lo=1)
+    energy_model: Literal["table", "walden", "schreier"] = _f(
+        "How energy per conversion follows bits: 'table' (e_conv_pj_by_bits), 'walden' "
+        "(walden_fom_fj · 2^bits) or 'schreier' (thermal-noise-limited, from schreier_fom_db).")
+    e_conv_pj_by_bits: dict[str, float] | None = _f(
+        "Energy per conversion by resolution, pJ, keys are bit counts as strings.", None, lo=0.0)
+    walden_fom_fj: float | None = _f("Walden figure of merit, fJ per conversion step.", None, lo=0.0)
+    schreier_fom_db: float | None = _f("Schreier figure of merit (SNDR + 10·log10(BW/P)), dB.", None,
+                                       lo=100.0, hi=220.0)
+    t_conv_ns: float = _f("Time for one conversion, ns.", lo=0.0)
+
+    def validate(self) -> None:
+        need = {"table": "e_conv_pj_by_bits", "walden": "walden_fom_fj",
+                "schreier": "schreier_fom_db"}[self.energy_model]
+        if getattr(self, need) is None:
+            raise ConfigError(f"adc.{need}: required when adc.energy_model = '{self.energy_model}'")
+        if self.energy_model == "table":
+            for key in self.e_conv_pj_by_bits:
+                if not key.isdigit():
+                    raise ConfigError(f"adc.e_conv_pj_by_bits: key {key!r} must be a bit count")
+
+    @property
+    def e_conv_pj(self) -> float:
+        """Energy of one conversion at ``bits``, pJ."""
+        return adc_energy_pj(self, self.bits)
+
+
+def adc_energy_pj(adc: ADC, bits: int) -> float:
+    """Energy of one conversion of ``adc`` at resolution ``bits`` (pJ).
+
+    table: linear interpolation between listed resolutions, geometric (×2 per bit, Walden) beyond them.
+    walden: E = FoM_W · 2^bits.  schreier: P/fs with fs = 2·BW, SNDR = 6.02·bits + 1.76 dB:
+    E = 10^((SNDR - FoM_S) / 10) / 2 (J).
+    """
+    if adc.energy_model == "walden":
+        return adc.walden_fom_fj * 2.0 ** bits * 1e-3
+    if adc.energy_model == "schreier":
+        sndr_db = 6.02 * bits + 1.76
+        return 10.0 ** ((sndr_db - adc.schreier_fom_db) / 10.0) / 2.0 * 1e12
+    table = sorted((int(k), v) for k, v in adc.e_conv_pj_by_bits.items())
+    xs = [b for b, _ in table]
+    if bits <= xs[0]:
+        return table[0][1] * 2.0 ** (bits - xs[0])
+    if bits >= xs[-1]:
+        return table[-1][1] * 2.0 ** (bits - xs[-1])
+    for (b0, e0), (b1, e1) in zip(table, table[1:]):
+        if b0 <= bits <= b1:
+            return e0 + (e1 - e0) * (bits - b0) / (b1 - b0)
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tile(_Component):
+    """Crossbar tile geometry, weight mapping and the chip's tile budget."""
+
+    section: typing.ClassVar[str] = "tile"
+    rows: int = _f("Rows (inputs) per tile.", lo=1)
+    cols: int = _f("Columns (outputs) per tile; a differential weight uses one column of pairs.", lo=1)
+    mapping: Literal["differential"] = _f(
+        "'differential': weight w ∝ g+ − g−, one device pair per weight and slice.", "differential")
+    bit_slices: int = _f("Device pairs per weight, combined by shift-add.", 1, lo=1, hi=8)
+    weight_scale: Literal["per-layer", "per-column"] = _f(
+        "Weight-to-conductance scale: one per layer or one per output column.", "per-column")
+    t_integrate_ns: float = _f("Array integration (read) time per MVM, ns.", lo=0.0, lo_open=True)
+    tiles_per_chip: int = _f("Tiles available on the chip (weights stay resident).", lo=1)
+    replication: int = _f("Copies of each layer's weights to raise throughput.", 1, lo=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Periphery(_Component):
+    """Per-MVM analog/mixed-signal periphery other than the converters."""
+
+    section: typing.ClassVar[str] = "periphery"
+    e_integrator_pj: float = _f("Column integrator / sense amplifier energy per column per MVM, pJ.",
+                                0.0, lo=0.0)
+    e_sample_hold_pj: float = _f("Sample-and-hold energy per column per MVM, pJ.", 0.0, lo=0.0)
+    e_shift_add_pj: float = _f("Shift-and-add per converted output (bit slices/serial bits), pJ.",
+                               0.0, lo=0.0)
+    e_accumulate_pj: float = _f("Digital accumulation of one tile partial sum into a layer output, pJ.",
+                                0.0, lo=0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Digital(_Component):
+    """Digital units for everything that is not a weight MVM (attention, norms, sampling)."""
+
+    section: typing.ClassVar[str] = "digital"
+    e_mac_pj: float = _f("Activation×activation multiply-accumulate (attention QKᵀ, AV), pJ.", lo=0.0)
+    e_softmax_pj: float = _f("Softmax per element (exp, sum, divide), pJ.", lo=0.0)
+    e_norm_pj: float = _f("LayerNorm/RMSNorm per element, pJ.", lo=0.0)
+    e_elementwise_pj: float = _f("Elementwise op (activation function, residual add) per element, pJ.",
+                                 lo=0.0)
+    e_sample_pj: float = _f("Sampling work per vocabulary entry (Gumbel/argmax), pJ.", lo=0.0)
+    throughput_gops: float = _f("Sustained digital throughput, 1e9 ops/s.", lo=0.0, lo_open=True)
+    activation_bits: int = _f("Bits per activation element stored or moved.", 8, lo=1, hi=32)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Memory(_Component):
+    """On-chip buffers and network-on-chip."""
+
+    section: typing.ClassVar[str] = "memory"
+    e_sram_pj_per_bit: float = _f("SRAM read or write energy, pJ/bit.", lo=0.0)
+    e_noc_pj_per_bit_hop: float = _f("Network-on-chip energy, pJ per bit per hop.", lo=0.0)
+    avg_hops: float = _f("Mean NoC hops between producing and consuming tiles.", 1.0, lo=0.0)
+    noc_bandwidth_gbps: float = _f("NoC link bandwidth, Gbit/s.", lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GPU(_Component):
+    """A digital accelerator priced by a roofline."""
+
+    section: typing.ClassVar[str] = "gpu"
+    model: str = _f("Marketing name, e.g. 'NVIDIA H100 SXM5 80GB'.")
+    dtype: Literal["bf16", "fp8"] = _f("Datatype of weights and matmuls.", "bf16")
+    peak_tflops_bf16: float = _f("Dense BF16 tensor throughput, TFLOP/s.", lo=0.0, lo_open=True)
+    peak_tflops_fp8: float | None = _f("Dense FP8 tensor throughput, TFLOP/s; None = unsupported.",
+                                       None, lo=0.0, lo_open=True)
+    hbm_bandwidth_tbs: float = _f("HBM bandwidth, TB/s.", lo=0.0, lo_open=True)
+    hbm_capacity_gb: float = _f("HBM capacity, GB.", lo=0.0, lo_open=True)
+    power_max_w: float = _f("Board power limit (TDP), W.", lo=0.0, lo_open=True)
+    power_idle_w: float = _f("Board power when idle but clocked, W.", lo=0.0)
+    kernel_launch_us: float = _f("Floor time of one kernel, µs.", lo=0.0)
+    compute_efficiency: float = _f("Achievable fraction of peak FLOP/s in large matmuls.", lo=0.0,
+                                   hi=1.0, lo_open=True)
+    bandwidth_efficiency: float = _f("Achievable fraction of peak HBM bandwidth.", lo=0.0, hi=1.0,
+                                     lo_open=True)
+
+    def validate(self) -> None:
+        if self.power_idle_w >= self.power_max_w:
+            raise ConfigError("gpu.power_idle_w: must be below gpu.power_max_w")
+        if self.dtype == "fp8" and self.peak_tflops_fp8 is None:
+            raise ConfigError("gpu.dtype: 'fp8' needs gpu.peak_tflops_fp8")
+
+
+COMPONENTS: dict[str, type[_Component]] = {
+    c.section: c for c in (Device, Drift, Wire, DAC, ADC, Tile, Periphery, Digital, Memory, GPU)
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hardware:
+    """A whole hardware card. Absent components are ``None`` (off)."""
+
+    name: str
+    description: str = ""
+    device: Device | None = None
+    drift: Drift | None = None
+    wire: Wire | None = None
+    dac: DAC | None = None
+    adc: ADC | None = None
+    tile: Tile | None = None
+    periphery: Periphery | None = None
+    digital: Digital | None = None
+    memory: Memory | None = None
+    gpu: GPU | None = None
+
+    def __post_init__(self) -> None:
+        analog = self.tile is not None
+        if analog and self.gpu is not None:
+            raise ConfigError(f"{self.name}: a card is either analog ([tile]) or a GPU ([gpu]), not both")
+        if not analog and self.gpu is None:
+            raise ConfigError(f"{self.name}: a card needs a [tile] (analog) or a [gpu] table")
+        if analog and self.device is None:
+            raise ConfigError(f"{self.name}: an analog card needs a [device] table")
+        if self.drift is not None and self.device is None:
+            raise ConfigError(f"{self.name}: [drift] needs a [device] table")
+
+    @property
+    def kind(self) -> Literal["analog", "gpu"]:
+        return "analog" if self.tile is not None else "gpu"
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {"name": self.name, "description": self.description}
+        for section in COMPONENTS:
+            comp = getattr(self, section)
+            if comp is not None:
+                out[section] = comp.to_dict()
+        return out
+
+
+# --------------------------------------------------------------------------- loading
+
+def card_dir():
+    """The directory of shipped hardware cards (works from a clone and from an installed wheel)."""
+    return resources.files("analogdiff.circuits")
+
+
+def list_hardware() -> list[str]:
+    return sorted(p.name[:-5] for p in card_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def hardware_from_dict(data: Mapping[str, Any], name: str = "custom") -> Hardware:
+    """Build a Hardware from a parsed card (``{section: {key: value}}``)."""
+    data = dict(data)
+    kwargs: dict[str, Any] = {"name": str(data.pop("name", name)),
+                              "description": str(data.pop("description", ""))}
+    for section, table in data.items():
+        if section not in COMPONENTS:
+            raise ConfigError(f"{section}: unknown table; allowed: {', '.join(COMPONENTS)}")
+        if table is None:
+            continue
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{section}: expected a table, got {table!r}")
+        cls = COMPONENTS[section]
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key in table:
+            if key not in names:
+                raise ConfigError(f"{section}.{key}: unknown key; allowed: {', '.join(sorted(names))}")
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                   and f.name not in table]
+        if missing:
+            raise ConfigError(f"{section}.{missing[0]}: required ({cls.__dataclass_fields__[missing[0]].metadata['doc']})")
+        kwargs[section] = cls(**table)
+    return Hardware(**kwargs)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply dotted overrides (``{"adc.bits": 6, "wire": None}``) to a parsed card, returning a copy."""
+    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
+    for key, value in overrides.items():
+        parts = key.split(".")
+        section = parts[0]
+        if section not in COMPONENTS:
+            raise ConfigError(f"{key}: unknown override; the first part must be one of "
+                              f"{', '.join(COMPONENTS)}")
+        if len(parts) == 1:
+            if value is None:
+                out.pop(section, None)
+            elif isinstance(value, Mapping):
+                out[section] = dict(value)
+            else:
+                raise ConfigError(f"{key}: a whole component can only be set to None (off) or a table")
+            continue
+        if len(parts) != 2:
+            raise ConfigError(f"{key}: overrides are 'component' or 'component.field'")
+        field_name = parts[1]
+        if field_name not in {f.name for f in dataclasses.fields(COMPONENTS[section])}:
+            allowed = ", ".join(sorted(f.name for f in dataclasses.fields(COMPONENTS[section])))
+            raise ConfigError(f"{key}: unknown key; allowed in {section}: {allowed}")
+        if section not in out:
+            raise ConfigError(f"{key}: component '{section}' is off in this card; set the whole "
+                              f"table to switch it on")
+        if value is None:
+            out[section].pop(field_name, None)
+        else:
+            out[section][field_name] = value
+    return out
+
+
+def read_card(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
+    """Parse a card by preset name or path. Returns (data, name)."""
+    text: str
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such hardware card file")
+        text, where, name = path.read_text(encoding="utf-8"), str(path), path.stem
+    else:
+        name = str(name_or_path)
+        names = list_hardware()
+        if name not in names:
+            raise ConfigError(f"unknown hardware '{name}'; available: {', '.join(names)}")
+        res = card_dir() / f"{name}.toml"
+        text, where = res.read_text(encoding="utf-8"), f"circuits/{name}.toml"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: malformed TOML: {e}") from None
+    return data, str(data.get("name", name))
+
+
+def load_hardware(name_or_path: str | Path | Hardware,
+                  overrides: Mapping[str, Any] | None = None) -> Hardware:
+    """Load a hardware card by preset name (``analogdiff presets``) or TOML path, with dotted overrides."""
+    if isinstance(name_or_path, Hardware):
+        if not overrides:
+            return name_or_path
+        data, name = name_or_path.to_dict(), name_or_path.name
+    else:
+        data, name = read_card(name_or_path)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return hardware_from_dict(data, name)
+
+
+def dump_hardware(hw: Hardware) -> str:
+    """The card as TOML text (``load_hardware`` of it gives back an equal Hardware)."""
+    import tomli_w
+
+    return tomli_w.dumps(hw.to_dict())
+
+
+def parse_set_options(items: list[str] | None) -> dict[str, Any]:
+    """CLI ``--set key=value`` pairs → overrides; values parse as TOML scalars, 'none' means off."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item}: expected key=value, e.g. adc.bits=6")
+        key, raw = item.split("=", 1)
+        key, raw = key.strip(), raw.strip()
+        if raw.lower() in ("none", "off", "null"):
+            out[key] = None
+            continue
+        try:
+            out[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw  # a bare word: a string choice such as pwm
+    return out

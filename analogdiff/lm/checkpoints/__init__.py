@@ -1,0 +1,1 @@
+"""Shipped model checkpoints (safetensors + JSON model cards)."""

@@ -1,0 +1,1 @@
+"""Shipped hardware cards (TOML). Installed as the package ``analogdiff.circuits``."""

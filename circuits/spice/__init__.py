@@ -1,0 +1,1 @@
+"""ngspice reference cases for the crossbar wire model."""
