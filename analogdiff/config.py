@@ -218,6 +218,9 @@ class DAC(_Component):
     input_range: Literal["static", "dynamic"] = _f(
         "'static': clip range calibrated once per layer from data; 'dynamic': abs-max of each input "
         "vector (costs a digital max per vector).", "static")
+    range_percentile: float = _f(
+        "'static' range: this percentile of |x| over the calibration inputs of the layer (100 = abs-max; "
+        "larger inputs clip).", 100.0, lo=50.0, hi=100.0)
     e_conv_pj: float = _f("Energy per conversion (per row per input, or per bit if bit-serial), pJ.",
                           lo=0.0)
     t_conv_ns: float = _f("Time to apply one input (one bit if bit-serial; whole pulse for pwm), ns.",
@@ -233,6 +236,9 @@ class ADC(_Component):
     output_range: Literal["calibrated", "dynamic"] = _f(
         "'calibrated': range fixed per layer from calibration data; 'dynamic': per-MVM abs-max "
         "(idealized auto-ranging).", "calibrated")
+    range_percentile: float = _f(
+        "'calibrated' range: this percentile of |tile partial sum| over the calibration inputs, per tile "
+        "(100 = abs-max; larger sums clip).", 100.0, lo=50.0, hi=100.0)
     noise_lsb: float = _f("Additive Gaussian noise at the ADC input, std in LSB.", 0.0, lo=0.0)
     s_curve: float | None = _f(
         "Strength of an S-shaped (tanh) transfer nonlinearity: y = tanh(a·x)/a on the range-normalized "
@@ -298,11 +304,21 @@ class Tile(_Component):
     mapping: Literal["differential"] = _f(
         "'differential': weight w ∝ g+ − g−, one device pair per weight and slice.", "differential")
     bit_slices: int = _f("Device pairs per weight, combined by shift-add.", 1, lo=1, hi=8)
+    bits_per_slice: int = _f(
+        "With bit_slices > 1: each more significant pair holds this many bits of |w| (2^bits levels); "
+        "the least significant pair holds the analog remainder. Unused with one slice.", 2, lo=1, hi=8)
     weight_scale: Literal["per-layer", "per-column"] = _f(
         "Weight-to-conductance scale: one per layer or one per output column.", "per-column")
     t_integrate_ns: float = _f("Array integration (read) time per MVM, ns.", lo=0.0, lo_open=True)
     tiles_per_chip: int = _f("Tiles available on the chip (weights stay resident).", lo=1)
     replication: int = _f("Copies of each layer's weights to raise throughput.", 1, lo=1)
+    mean_g_fraction: float = _f(
+        "Cost model default when no activation statistics are given: mean device conductance over both "
+        "devices of a differential pair, as a fraction of the window above g_min_us.", 0.125, lo=0.0, hi=1.0)
+    input_activity: float = _f(
+        "Cost model default when no activation statistics are given: mean |x| / full scale of the inputs "
+        "(PWM duty cycle); amplitude and bit-serial activity follow from it for half-normal inputs.", 0.25,
+        lo=0.0, hi=1.0)
 
 
 @dataclass(frozen=True, kw_only=True)

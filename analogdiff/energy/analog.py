@@ -1,0 +1,409 @@
+"""Analog in-memory accelerator cost model: binds hardware cards, shapes and schedules to the kernels.
+
+Weight-stationary: every weight matrix — the LM head included (it is an ``nn.Linear`` in our models) and
+the adaLN time-conditioning layers of MDLM/SEDD — is programmed once onto its own tiles and stays there.
+A model that needs more tiles than ``tile.tiles_per_chip`` is rejected (no re-programming is priced).
+Token embeddings are looked up in SRAM; attention (QKᵀ, AV), softmax, norms, activations and sampling run
+on the card's digital units; activations and the KV cache live in SRAM; vectors move over the NoC.
+The per-MVM physics is in :mod:`analogdiff.energy.kernels`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from analogdiff.config import COMPONENTS, ADC, ConfigError, Hardware, adc_energy_pj
+from analogdiff.energy import kernels as K
+from analogdiff.energy.decode import Work
+from analogdiff.energy.shapes import ModelShape
+
+# dotted card key → design-point column (what estimate_many may sweep)
+COLUMNS: dict[str, int] = {
+    "tile.rows": K.P_ROWS, "tile.cols": K.P_COLS, "tile.bit_slices": K.P_SLICES,
+    "tile.replication": K.P_REPL, "tile.tiles_per_chip": K.P_TILES_PER_CHIP,
+    "tile.t_integrate_ns": K.P_T_INT_NS, "tile.mean_g_fraction": K.P_G_FRAC,
+    "tile.input_activity": K.P_ACTIVITY,
+    "device.g_min_us": K.P_G_MIN_US, "device.g_max_us": K.P_G_MAX_US, "device.read_voltage_v": K.P_V_READ_V,
+    "dac.bits": K.P_DAC_BITS, "dac.mode": K.P_DAC_PWM, "dac.bit_serial": K.P_DAC_SERIAL,
+    "dac.e_conv_pj": K.P_E_DAC_PJ, "dac.t_conv_ns": K.P_T_DAC_NS,
+    "adc.cols_per_adc": K.P_COLS_PER_ADC, "adc.t_conv_ns": K.P_T_ADC_NS,
+    "periphery.e_integrator_pj": K.P_E_INTEGRATOR_PJ, "periphery.e_sample_hold_pj": K.P_E_SAMPLE_HOLD_PJ,
+    "periphery.e_shift_add_pj": K.P_E_SHIFT_ADD_PJ, "periphery.e_accumulate_pj": K.P_E_ACCUMULATE_PJ,
+    "digital.activation_bits": K.P_ACT_BITS, "digital.e_mac_pj": K.P_E_MAC_PJ,
+    "digital.e_softmax_pj": K.P_E_SOFTMAX_PJ, "digital.e_norm_pj": K.P_E_NORM_PJ,
+    "digital.e_elementwise_pj": K.P_E_ELEMENTWISE_PJ, "digital.e_sample_pj": K.P_E_SAMPLE_PJ,
+    "digital.throughput_gops": K.P_DIGITAL_GOPS,
+    "memory.e_sram_pj_per_bit": K.P_E_SRAM_PJ_PER_BIT, "memory.e_noc_pj_per_bit_hop": K.P_E_NOC_PJ_PER_BIT_HOP,
+    "memory.avg_hops": K.P_HOPS, "memory.noc_bandwidth_gbps": K.P_NOC_GBPS,
+}
+ADC_ENERGY_KEYS = ("adc.bits", "adc.walden_fom_fj", "adc.schreier_fom_db")
+BREAKDOWN = ("dac", "array", "adc", "periphery", "attention", "norm_elementwise", "sampling", "sram", "noc")
+
+
+# ----------------------------------------------------------------------------- hardware → design points
+
+def design_row(hw: Hardware) -> np.ndarray:
+    """One design point (N_PARAMS,) from an analog card. Absent components contribute zero cost."""
+    if hw.kind != "analog":
+        raise ConfigError(f"{hw.name}: not an analog card (it has a [gpu] table)")
+    if hw.digital is None:
+        raise ConfigError(f"{hw.name}: digital: the analog cost model needs the [digital] table "
+                          "(attention, norms and sampling run there)")
+    t, d, q = hw.tile, hw.device, np.zeros(K.N_PARAMS)
+    q[[K.P_ROWS, K.P_COLS, K.P_SLICES, K.P_REPL, K.P_TILES_PER_CHIP]] = (
+        t.rows, t.cols, t.bit_slices, t.replication, t.tiles_per_chip)
+    q[[K.P_G_MIN_US, K.P_G_MAX_US, K.P_V_READ_V, K.P_T_INT_NS, K.P_G_FRAC, K.P_ACTIVITY]] = (
+        d.g_min_us, d.g_max_us, d.read_voltage_v, t.t_integrate_ns, t.mean_g_fraction, t.input_activity)
+    if hw.dac is not None:
+        q[[K.P_DAC_ON, K.P_DAC_BITS, K.P_DAC_PWM, K.P_DAC_SERIAL, K.P_E_DAC_PJ, K.P_T_DAC_NS]] = (
+            1, hw.dac.bits, hw.dac.mode == "pwm", hw.dac.bit_serial, hw.dac.e_conv_pj, hw.dac.t_conv_ns)
+    if hw.adc is not None:
+        q[[K.P_ADC_ON, K.P_E_ADC_PJ, K.P_COLS_PER_ADC, K.P_T_ADC_NS]] = (
+            1, hw.adc.e_conv_pj, hw.adc.cols_per_adc, hw.adc.t_conv_ns)
+    if hw.periphery is not None:
+        pe = hw.periphery
+        q[[K.P_E_INTEGRATOR_PJ, K.P_E_SAMPLE_HOLD_PJ, K.P_E_SHIFT_ADD_PJ, K.P_E_ACCUMULATE_PJ]] = (
+            pe.e_integrator_pj, pe.e_sample_hold_pj, pe.e_shift_add_pj, pe.e_accumulate_pj)
+    dg = hw.digital
+    q[[K.P_ACT_BITS, K.P_E_MAC_PJ, K.P_E_SOFTMAX_PJ, K.P_E_NORM_PJ, K.P_E_ELEMENTWISE_PJ, K.P_E_SAMPLE_PJ,
+       K.P_DIGITAL_GOPS]] = (dg.activation_bits, dg.e_mac_pj, dg.e_softmax_pj, dg.e_norm_pj,
+                             dg.e_elementwise_pj, dg.e_sample_pj, dg.throughput_gops)
+    if hw.memory is not None:
+        m = hw.memory
+        q[[K.P_E_SRAM_PJ_PER_BIT, K.P_E_NOC_PJ_PER_BIT_HOP, K.P_HOPS, K.P_NOC_GBPS]] = (
+            m.e_sram_pj_per_bit, m.e_noc_pj_per_bit_hop, m.avg_hops, m.noc_bandwidth_gbps)
+    if t.bit_slices > t.cols:
+        raise ConfigError(f"tile.bit_slices: {t.bit_slices} exceeds tile.cols = {t.cols}")
+    return q
+
+
+def _field(key: str) -> dataclasses.Field:
+    section, name = key.split(".")
+    return next(f for f in dataclasses.fields(COMPONENTS[section]) if f.name == name)
+
+
+def _check_column(key: str, values: np.ndarray) -> np.ndarray:
+    """Type and range checks of an override array against the card field's metadata."""
+    f = _field(key)
+    if key == "dac.mode":
+        bad = [v for v in values if v not in ("amplitude", "pwm")]
+        if bad:
+            raise ConfigError(f"{key}: {bad[0]!r} is not one of 'amplitude', 'pwm'")
+        return (values == "pwm").astype(np.float64)
+    if key == "dac.bit_serial":
+        if values.dtype != bool:
+            raise ConfigError(f"{key}: expected true or false values")
+        return values.astype(np.float64)
+    try:
+        x = values.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected numbers") from None
+    if not np.all(np.isfinite(x)):
+        raise ConfigError(f"{key}: expected finite numbers")
+    if "int" in str(f.type) and not np.all(x == np.round(x)):
+        i = int(np.argmax(x != np.round(x)))
+        raise ConfigError(f"{key}[{i}]: expected an integer, got {x[i]:g}")
+    lo, hi, lo_open = f.metadata.get("lo"), f.metadata.get("hi"), f.metadata.get("lo_open", False)
+    bad = np.zeros(x.shape, bool)
+    if lo is not None:
+        bad |= (x <= lo) if lo_open else (x < lo)
+    if hi is not None:
+        bad |= x > hi
+    if bad.any():
+        i = int(np.argmax(bad))
+        rng = f"{'(' if lo_open else '['}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
+        raise ConfigError(f"{key}[{i}]: {x[i]:g} is outside the allowed range {rng}")
+    return x
+
+
+def design_points(hw: Hardware | Sequence[Hardware],
+                  overrides: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Design points (N, N_PARAMS): one per card in a sequence, or the card with array overrides.
+
+    Each override is a dotted card key (see ``COLUMNS`` and ``ADC_ENERGY_KEYS``) mapped to a scalar or an
+    array of N values; all arrays share N. Values are checked against the card fields' types and ranges.
+    """
+    if not isinstance(hw, Hardware):
+        if overrides:
+            raise ConfigError("overrides: give either a list of cards or one card with overrides")
+        rows = [design_row(h) for h in hw]
+        if not rows:
+            raise ConfigError("hardware: no design points given")
+        return np.stack(rows)
+    base = design_row(hw)
+    overrides = dict(overrides or {})
+    arrays = {k: np.atleast_1d(np.asarray(v)) for k, v in overrides.items()}
+    sizes = {a.shape[0] for a in arrays.values() if a.ndim == 1 and a.shape[0] != 1}
+    if len(sizes) > 1 or any(a.ndim != 1 for a in arrays.values()):
+        raise ConfigError(f"overrides: arrays must be 1-D and of one length, got sizes {sorted(sizes)}")
+    n = sizes.pop() if sizes else 1
+    q = np.repeat(base[None, :], n, axis=0)
+    for key, a in arrays.items():
+        if key not in COLUMNS and key not in ADC_ENERGY_KEYS:
+            allowed = ", ".join(sorted(set(COLUMNS) | set(ADC_ENERGY_KEYS)))
+            raise ConfigError(f"{key}: not a cost-model parameter; allowed: {allowed}")
+        section = key.split(".")[0]
+        if getattr(hw, section) is None:
+            raise ConfigError(f"{key}: component '{section}' is off in card {hw.name}")
+        if key in COLUMNS:
+            q[:, COLUMNS[key]] = np.broadcast_to(_check_column(key, a), (n,))
+    if any(k in arrays for k in ADC_ENERGY_KEYS):
+        q[:, K.P_E_ADC_PJ] = _adc_energy_many(hw.adc, arrays, n)
+    if np.any(q[:, K.P_G_MIN_US] >= q[:, K.P_G_MAX_US]):
+        i = int(np.argmax(q[:, K.P_G_MIN_US] >= q[:, K.P_G_MAX_US]))
+        raise ConfigError(f"device.g_min_us[{i}]: {q[i, K.P_G_MIN_US]:g} must be below device.g_max_us "
+                          f"({q[i, K.P_G_MAX_US]:g})")
+    if np.any(q[:, K.P_SLICES] > q[:, K.P_COLS]):
+        i = int(np.argmax(q[:, K.P_SLICES] > q[:, K.P_COLS]))
+        raise ConfigError(f"tile.bit_slices[{i}]: {q[i, K.P_SLICES]:g} exceeds tile.cols = {q[i, K.P_COLS]:g}")
+    return q
+
+
+def _adc_energy_many(adc: ADC, arrays: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """Energy per conversion for each design point, by the card's ADC law (config.adc_energy_pj)."""
+    cols = {k.split(".")[1]: np.broadcast_to(_check_column(k, arrays[k]), (n,))
+            for k in ADC_ENERGY_KEYS if k in arrays}
+    bits = cols.get("bits", np.full(n, adc.bits, float)).astype(int)
+    walden = cols.get("walden_fom_fj", np.full(n, adc.walden_fom_fj if adc.walden_fom_fj is not None else np.nan))
+    schreier = cols.get("schreier_fom_db",
+                        np.full(n, adc.schreier_fom_db if adc.schreier_fom_db is not None else np.nan))
+    out = np.empty(n)
+    cache: dict[tuple, float] = {}
+    for i in range(n):
+        key = (int(bits[i]), float(walden[i]), float(schreier[i]))
+        if key not in cache:
+            w = None if math.isnan(key[1]) else key[1]
+            s = None if math.isnan(key[2]) else key[2]
+            cache[key] = adc_energy_pj(dataclasses.replace(adc, bits=key[0], walden_fom_fj=w,
+                                                           schreier_fom_db=s), key[0])
+        out[i] = cache[key]
+    return out
+
+
+# ----------------------------------------------------------------------------- shape + schedule → layer arrays
+
+def _layer_stats(shape: ModelShape, stats: Mapping | None, hw: Hardware) -> dict[str, tuple[float, float, float]]:
+    """Per layer kind: (mean |x|/FS, mean x²/FS², conductance fraction), averaged over the modules of that kind
+    (weighted by MVMs seen). The conductance fraction is taken relative to the window of ``hw``."""
+    if not stats:
+        return {}
+    layers = stats.get("layers") if isinstance(stats, Mapping) else None
+    if not isinstance(layers, Mapping):
+        raise ConfigError("stats: expected {'layers': {module_name: {...}}}")
+    kinds = {ly.kind: ly for ly in shape.linear_layers()}
+    sums: dict[str, np.ndarray] = {}
+    d = hw.device
+    for name, s in layers.items():
+        kind = _match_kind(name, s, kinds)
+        try:
+            w = float(s["mvms"])
+            row = np.array([w, w * float(s["mean_abs_x_norm"]), w * float(s["mean_x2_norm"]),
+                            w * (float(s["mean_g_us"]) - d.g_min_us) / (d.g_max_us - d.g_min_us)])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"stats.layers.{name}: missing or bad field ({e})") from None
+        sums[kind] = sums.get(kind, np.zeros(4)) + row
+    return {k: (v[1] / v[0], v[2] / v[0], v[3] / v[0]) for k, v in sums.items() if v[0] > 0}
+
+
+_ALIASES = {"qkv": "attn.qkv", "attn_qkv": "attn.qkv", "c_attn": "attn.qkv", "attn.out": "attn.out",
+            "attn_out": "attn.out", "o_proj": "attn.out", "attn.c_proj": "attn.out", "mlp.up": "mlp.up",
+            "up_proj": "mlp.up", "c_fc": "mlp.up", "mlp.0": "mlp.up", "mlp.down": "mlp.down",
+            "down_proj": "mlp.down", "mlp.c_proj": "mlp.down", "mlp.2": "mlp.down", "mlp.gate": "mlp.gate",
+            "gate_proj": "mlp.gate", "head": "head", "lm_head": "head", "output_layer.linear": "head",
+            "adaln_modulation": "cond.adaln"}
+
+
+def _match_kind(name: str, s: Mapping, kinds: Mapping) -> str:
+    parts = name.lower().split(".")
+    for n in (2, 1):
+        kind = _ALIASES.get(".".join(parts[-n:]))
+        if kind in kinds:
+            break
+    else:
+        dims = (s.get("in_features"), s.get("out_features"))
+        found = [k for k, ly in kinds.items() if (ly.in_features, ly.out_features) == dims]
+        if len(found) != 1:
+            raise ConfigError(f"stats.layers.{name}: cannot match this module ({dims[0]}×{dims[1]}) to one "
+                              f"weight matrix of the shape ({', '.join(kinds)})")
+        kind = found[0]
+    ly = kinds[kind]
+    if (s.get("in_features"), s.get("out_features")) != (ly.in_features, ly.out_features):
+        raise ConfigError(f"stats.layers.{name}: {s.get('in_features')}×{s.get('out_features')} does not "
+                          f"match {kind} of the shape ({ly.in_features}×{ly.out_features})")
+    return kind
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerArrays:
+    """Kernel inputs for one (shape, schedule): per layer entry (L,) arrays."""
+
+    kinds: tuple[str, ...]
+    in_f: np.ndarray
+    out_f: np.ndarray
+    copies: np.ndarray
+    mvms: np.ndarray
+    per: np.ndarray
+    abs_x: np.ndarray
+    x2: np.ndarray
+    g_frac: np.ndarray
+
+
+def layer_arrays(shape: ModelShape, work: Work, stats: Mapping | None = None,
+                 hw: Hardware | None = None) -> LayerArrays:
+    layers = shape.linear_layers()
+    per_code = {"token": K.PER_TOKEN, "head": K.PER_HEAD, "pass": K.PER_PASS}
+    runs = {"token": work.totals["token_forwards"], "head": work.totals["head_evals"],
+            "pass": work.totals["forward_passes"]}
+    st = _layer_stats(shape, stats, hw) if stats else {}
+    nan3 = (math.nan, math.nan, math.nan)
+    return LayerArrays(
+        kinds=tuple(ly.kind for ly in layers),
+        in_f=np.array([ly.in_features for ly in layers], float),
+        out_f=np.array([ly.out_features for ly in layers], float),
+        copies=np.array([ly.copies for ly in layers], float),
+        mvms=np.array([ly.copies * runs[ly.per] for ly in layers], float),
+        per=np.array([per_code[ly.per] for ly in layers], np.int64),
+        abs_x=np.array([st.get(ly.kind, nan3)[0] for ly in layers]),
+        x2=np.array([st.get(ly.kind, nan3)[1] for ly in layers]),
+        g_frac=np.array([st.get(ly.kind, nan3)[2] for ly in layers]))
+
+
+def digital_counts(shape: ModelShape, work: Work) -> dict[str, float]:
+    """Work on the digital units and in SRAM outside the weight MVMs, per sequence (design independent).
+
+    Per token-forward and block: two norms over d_model; residual adds 2·d_model; the MLP nonlinearity
+    (GELU: d_ff; SwiGLU: SiLU and the gate product, 2·d_ff); rotary embedding of q and k
+    ((n_heads + n_kv_heads)·head_dim); adaLN modulation and gates (6·d_model) when time-conditioned;
+    K and V written to SRAM (2·n_kv_heads·head_dim). Per token-forward: the embedding row read from SRAM,
+    plus the learned-position add (d_model). Per (query, key) pair and block: 2·n_heads·head_dim MACs
+    (QKᵀ and AV), n_heads softmax elements, K and V read from SRAM (2·n_kv_heads·head_dim, shared by the
+    heads of a group). Per head evaluation: the final norm (d_model) and sampling over the vocabulary.
+    """
+    s, t = shape, work.totals
+    d, hd, nl = s.d_model, s.head_dim, s.n_layers
+    act = s.d_ff if s.mlp == "gelu" else 2 * s.d_ff
+    rope = (s.n_heads + s.n_kv_heads) * hd if s.positions == "rotary" else 0
+    adaln = 6 * d if s.cond_dim else 0
+    tok_elem = 2 * d + act + rope + adaln                                # per position per block
+    pos_elem = d if s.positions == "learned" else 0
+    tf, pairs, heads = t["token_forwards"], t["attention_pairs"], t["head_evals"]
+    kv_el = 2 * s.n_kv_heads * hd
+    return {
+        "attention_macs": float(pairs) * nl * 2 * s.n_heads * hd,
+        "softmax_elements": float(pairs) * nl * s.n_heads,
+        "norm_elements": float(tf) * nl * 2 * d + float(heads) * d,
+        "elementwise_ops": float(tf) * (nl * tok_elem + pos_elem),
+        "sample_elements": float(heads) * s.vocab_size,
+        "kv_elements_written": float(tf) * nl * kv_el,
+        "kv_elements_read": float(pairs) * nl * kv_el,
+        "embedding_elements_read": float(tf) * d,
+        # time model (ops on the digital units): per position per block, per head position, per pair
+        "tok_ops": float(2 * d + tok_elem),
+        "head_ops": float(d + s.vocab_size),
+        "attn_ops_per_pair": float(4 * s.n_heads * hd + s.n_heads),
+    }
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping | None = None,
+                    hw: Hardware | None = None, batch: int = 1, backend: str = "numba") -> dict[str, Any]:
+    """Cost of one sequence (of a batch of ``batch``) at every design point of ``q`` (N, N_PARAMS)."""
+    la = layer_arrays(shape, work, stats, hw)
+    n, n_l = q.shape[0], la.in_f.shape[0]
+    if backend == "numba":
+        acc = np.zeros((n, K.N_ACC))
+        t_lat, t_ii = np.zeros((n, n_l)), np.zeros((n, n_l))
+        K.layer_kernel(la.in_f, la.out_f, la.copies, la.mvms, la.abs_x, la.x2, la.g_frac, q, acc, t_lat, t_ii)
+    elif backend == "numpy":
+        acc, t_lat, t_ii = K.layer_kernel_np(la.in_f, la.out_f, la.copies, la.mvms, la.abs_x, la.x2,
+                                             la.g_frac, q)
+    else:
+        raise ConfigError(f"backend: {backend!r} is not one of 'numba', 'numpy'")
+    dc = digital_counts(shape, work)
+    cw = work.compressed()
+    phase = (cw.repeats.astype(float), cw.positions * float(batch), cw.head_positions * float(batch),
+             cw.attn_pairs * float(batch))
+    args = (t_lat, t_ii, la.per, float(shape.n_layers), dc["tok_ops"], dc["head_ops"],
+            dc["attn_ops_per_pair"], *phase, q)
+    if backend == "numba":
+        t_ns = np.zeros(n)
+        K.latency_kernel(*args, t_ns)
+    else:
+        t_ns = K.latency_kernel_np(*args)
+
+    bits = q[:, K.P_ACT_BITS]
+    extra_sram_bits = (dc["kv_elements_written"] + dc["kv_elements_read"] + dc["embedding_elements_read"]) * bits
+    pj = {
+        "dac": acc[:, K.A_E_DAC_PJ], "array": acc[:, K.A_E_ARRAY_PJ], "adc": acc[:, K.A_E_ADC_PJ],
+        "periphery": acc[:, K.A_E_PERIPHERY_PJ],
+        "attention": dc["attention_macs"] * q[:, K.P_E_MAC_PJ] + dc["softmax_elements"] * q[:, K.P_E_SOFTMAX_PJ],
+        "norm_elementwise": dc["norm_elements"] * q[:, K.P_E_NORM_PJ]
+                            + dc["elementwise_ops"] * q[:, K.P_E_ELEMENTWISE_PJ],
+        "sampling": dc["sample_elements"] * q[:, K.P_E_SAMPLE_PJ],
+        "sram": acc[:, K.A_E_SRAM_PJ] + extra_sram_bits * q[:, K.P_E_SRAM_PJ_PER_BIT],
+        "noc": acc[:, K.A_E_NOC_PJ],
+    }
+    breakdown_j = {k: np.asarray(v, float) * 1e-12 for k, v in pj.items()}
+    e_seq = sum(breakdown_j.values())
+    t_seq = t_ns * 1e-9
+    g = work.generated_tokens
+    sram_bits = acc[:, K.A_SRAM_BITS] + extra_sram_bits
+    counts = {
+        "token_forwards": np.full(n, float(work.totals["token_forwards"])),
+        "head_evals": np.full(n, float(work.totals["head_evals"])),
+        "forward_passes": np.full(n, float(work.totals["forward_passes"])),
+        "attention_pairs": np.full(n, float(work.totals["attention_pairs"])),
+        "mvms": acc[:, K.A_MVMS], "macs": acc[:, K.A_MACS],
+        "dac_conversions": acc[:, K.A_N_DAC], "adc_conversions": acc[:, K.A_N_ADC],
+        "column_reads": acc[:, K.A_N_COLUMN_READS], "shift_adds": acc[:, K.A_N_SHIFT_ADD],
+        "accumulations": acc[:, K.A_N_ACCUMULATE],
+        "digital_ops": np.full(n, 2 * dc["attention_macs"] + dc["softmax_elements"] + dc["norm_elements"]
+                               + dc["elementwise_ops"] + dc["sample_elements"]),
+        "attention_macs": np.full(n, dc["attention_macs"]),
+        "sram_bytes": sram_bits / 8.0, "noc_bytes_hops": acc[:, K.A_NOC_BIT_HOPS] / 8.0,
+        "bytes_moved": sram_bits / 8.0 + acc[:, K.A_NOC_BIT_HOPS] / 8.0,
+    }
+    tiles = acc[:, K.A_TILES]
+    return {
+        "energy_per_sequence_j": e_seq, "energy_per_token_j": e_seq / g,
+        "latency_per_sequence_s": t_seq, "latency_per_token_s": t_seq / g,
+        "tokens_per_s": batch * g / t_seq,
+        "tiles": tiles, "fits": tiles <= q[:, K.P_TILES_PER_CHIP],
+        "breakdown_j": breakdown_j, "counts": counts,
+        "tile_utilization": _utilization(la, q),
+    }
+
+
+def _utilization(la: LayerArrays, q: np.ndarray) -> np.ndarray:
+    """Fraction of programmed-tile devices holding weights (replicas count once)."""
+    w = (la.in_f * la.out_f * la.copies)[None, :] * q[:, K.P_SLICES][:, None]       # (P, L) weight cells
+    r = np.ceil(la.in_f[None, :] / q[:, K.P_ROWS][:, None])
+    c = np.ceil(la.out_f[None, :] / np.floor(q[:, K.P_COLS] / q[:, K.P_SLICES])[:, None])
+    cells = r * c * la.copies[None, :] * (q[:, K.P_ROWS] * q[:, K.P_COLS])[:, None]
+    return w.sum(axis=1) / cells.sum(axis=1)
+
+
+def mvm_energy(hw: Hardware, in_features: int, out_features: int, backend: str = "numba") -> dict[str, float]:
+    """Energy (pJ, by component) and time (ns) of one MVM of an in×out layer on the card's tiles,
+    with the card's default activity — the unit the chip papers report (TOPS/W = 2·in·out / energy)."""
+    q = design_row(hw)[None, :]
+    one = np.array([1.0])
+    args = (np.array([float(in_features)]), np.array([float(out_features)]), one, one,
+            np.array([math.nan]), np.array([math.nan]), np.array([math.nan]), q)
+    if backend == "numba":
+        acc, t_lat, t_ii = np.zeros((1, K.N_ACC)), np.zeros((1, 1)), np.zeros((1, 1))
+        K.layer_kernel(*args, acc, t_lat, t_ii)
+    else:
+        acc, t_lat, t_ii = K.layer_kernel_np(*args)
+    out = {"dac_pj": acc[0, K.A_E_DAC_PJ], "array_pj": acc[0, K.A_E_ARRAY_PJ], "adc_pj": acc[0, K.A_E_ADC_PJ],
+           "periphery_pj": acc[0, K.A_E_PERIPHERY_PJ]}
+    out["total_pj"] = sum(out.values())
+    out["ops"] = 2.0 * in_features * out_features
+    out["tops_per_w"] = out["ops"] / out["total_pj"]          # ops/pJ = 1e12 ops/J = TOPS/W
+    out["t_mvm_ns"] = t_lat[0, 0] - (in_features * q[0, K.P_ACT_BITS] / q[0, K.P_NOC_GBPS]
+                                     if q[0, K.P_NOC_GBPS] > 0 else 0.0)
+    return out

@@ -1,0 +1,197 @@
+"""Decode schedules and the work they do, independent of hardware.
+
+A schedule becomes a list of *phases*: ``repeats`` identical forward passes, each feeding ``positions``
+positions of one sequence through the stack, evaluating the LM head at ``head_positions`` of them, with
+``attn_pairs`` (query, key) pairs per layer and ``kv_len`` keys read per layer. Costs are linear in the
+phases, so the estimators price a phase once and multiply. Batch is applied by the estimators (every
+sequence of a batch does the same work in the same pass).
+
+Conventions (counted exactly, see the tests):
+
+* ``Autoregressive(seq_len, prompt_len=P)``: generates ``G = seq_len − P`` tokens (``P = 0``: a BOS token
+  starts the sequence and ``G = seq_len``). Step 1 feeds the prompt (or the BOS) and yields the first token;
+  each later step feeds the newest token. With the KV cache every fed position is computed once, so
+  ``max(P, 1) + G − 1`` token-forwards (``seq_len`` when ``P = 0``); without it step ``s`` re-feeds the
+  whole context of ``max(P, 1) + s − 1`` positions. Causal attention; one head evaluation per step.
+* ``Diffusion(steps=T, seq_len=L, prompt_len=P)`` (``block_len=None``): every step feeds all ``L``
+  positions with bidirectional attention (MDLM, SEDD, LLaDA without caching); the head runs on all ``L``
+  positions, as the reference samplers do. ``G = L − P``.
+* ``Diffusion(..., block_len=B)`` semi-autoregressive with prefix KV reuse (BD3-LM-style block diffusion;
+  Fast-dLLM's prefix cache): the prompt is prefilled once; block ``b`` is denoised for ``T / n_blocks``
+  steps feeding only its ``B`` positions, attending to the cached prefix plus itself; a finished block
+  is fed once more to write its clean K/V (not after the last block). ``kv_cache=False`` gives LLaDA's
+  original semi-AR sampler: block order, but every step feeds all ``L`` positions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analogdiff.config import ConfigError
+
+
+def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name}: expected an integer, got {value!r}")
+    value = int(value)
+    if value < lo or (hi is not None and value > hi):
+        raise ConfigError(f"{name}: {value} is outside the allowed range [{lo}, {'inf' if hi is None else hi}]")
+    return value
+
+
+@dataclass(frozen=True)
+class Diffusion:
+    """Masked-diffusion decoding: ``steps`` denoising passes over ``seq_len`` positions.
+
+    ``block_len``: semi-autoregressive blocks of this many generated positions (None = whole sequence).
+    ``prompt_len``: conditioning positions at the start (not generated). ``kv_cache``: reuse the prefix
+    K/V across blocks (only with ``block_len``).
+    """
+
+    steps: int
+    seq_len: int
+    block_len: int | None = None
+    prompt_len: int = 0
+    kv_cache: bool = True
+
+    def __post_init__(self) -> None:
+        _check_int("steps", self.steps, 1)
+        _check_int("seq_len", self.seq_len, 1)
+        _check_int("prompt_len", self.prompt_len, 0, self.seq_len - 1)
+        if self.block_len is not None:
+            gen = self.seq_len - self.prompt_len
+            _check_int("block_len", self.block_len, 1, gen)
+            if gen % self.block_len:
+                raise ConfigError(f"block_len: {self.block_len} must divide the generated length "
+                                  f"seq_len − prompt_len = {gen}")
+            n_blocks = gen // self.block_len
+            if self.steps % n_blocks:
+                raise ConfigError(f"steps: {self.steps} must be a multiple of the number of blocks "
+                                  f"({n_blocks} = {gen} / block_len {self.block_len})")
+
+    @property
+    def kind(self) -> str:
+        return "diffusion"
+
+    def describe(self) -> dict:
+        return {"decode": "diffusion", "steps": self.steps, "seq_len": self.seq_len,
+                "block_len": self.block_len, "prompt_len": self.prompt_len, "kv_cache": self.kv_cache}
+
+
+@dataclass(frozen=True)
+class Autoregressive:
+    """Left-to-right decoding of ``seq_len`` tokens (prompt included), with or without a KV cache."""
+
+    seq_len: int
+    kv_cache: bool = True
+    prompt_len: int = 0
+
+    def __post_init__(self) -> None:
+        _check_int("seq_len", self.seq_len, 1)
+        _check_int("prompt_len", self.prompt_len, 0, self.seq_len - 1)
+
+    @property
+    def kind(self) -> str:
+        return "ar"
+
+    def describe(self) -> dict:
+        return {"decode": "ar", "seq_len": self.seq_len, "prompt_len": self.prompt_len,
+                "kv_cache": self.kv_cache}
+
+
+@dataclass(frozen=True)
+class Work:
+    """The work of one sequence under a schedule, as phases (arrays of equal length F).
+
+    repeats:         identical forward passes in the phase
+    positions:       positions fed through every block per pass (queries)
+    head_positions:  positions whose logits are computed per pass (and sampled)
+    attn_pairs:      (query, key) pairs per layer per pass, summed over the fed positions
+    kv_len:          keys read per layer per pass (the longest context in the pass)
+    """
+
+    repeats: np.ndarray
+    positions: np.ndarray
+    head_positions: np.ndarray
+    attn_pairs: np.ndarray
+    kv_len: np.ndarray
+    generated_tokens: int
+    context_needed: int
+    totals: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        t = self.totals
+        t["forward_passes"] = int(self.repeats.sum())
+        t["token_forwards"] = int(round(float((self.repeats * self.positions).sum())))
+        t["head_evals"] = int(round(float((self.repeats * self.head_positions).sum())))
+        t["attention_pairs"] = int(round(float((self.repeats * self.attn_pairs).sum())))
+
+    @property
+    def token_forwards(self) -> int:
+        return self.totals["token_forwards"]
+
+    def compressed(self) -> "Work":
+        """Merge phases with equal (positions, head_positions): costs that are linear in the phase
+        (energy, and pipeline time given the pair count) do not change."""
+        keys = np.stack([self.positions, self.head_positions], axis=1)  # (F, 2)
+        uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        reps = np.bincount(inv, weights=self.repeats, minlength=len(uniq))
+        pairs = np.bincount(inv, weights=self.repeats * self.attn_pairs, minlength=len(uniq))
+        kv = np.bincount(inv, weights=self.repeats * self.kv_len, minlength=len(uniq))
+        reps_i = reps.astype(np.int64)
+        # per-pass averages so that repeats × value reproduces the totals
+        return Work(repeats=reps_i, positions=uniq[:, 0].copy(), head_positions=uniq[:, 1].copy(),
+                    attn_pairs=pairs / reps, kv_len=kv / reps, generated_tokens=self.generated_tokens,
+                    context_needed=self.context_needed)
+
+
+def _phases(rows: list[tuple[int, int, int, float, float]], generated: int, context: int) -> Work:
+    a = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    return Work(repeats=a[:, 0].astype(np.int64), positions=a[:, 1].astype(np.int64),
+                head_positions=a[:, 2].astype(np.int64), attn_pairs=a[:, 3], kv_len=a[:, 4],
+                generated_tokens=generated, context_needed=context)
+
+
+def schedule_work(decode: Diffusion | Autoregressive) -> Work:
+    """The phases of one sequence under ``decode`` (see the module docstring for the conventions)."""
+    if isinstance(decode, Autoregressive):
+        return _ar_work(decode)
+    if isinstance(decode, Diffusion):
+        return _diffusion_work(decode)
+    raise ConfigError(f"decode: expected Diffusion(...) or Autoregressive(...), got {decode!r}")
+
+
+def _ar_work(d: Autoregressive) -> Work:
+    P, G = d.prompt_len, d.seq_len - d.prompt_len
+    first = max(P, 1)                                  # prompt positions, or the BOS
+    s = np.arange(1, G + 1, dtype=np.float64)          # steps 1..G
+    ctx = first + s - 1                                # context length after feeding step s
+    if d.kv_cache:
+        pos = np.where(s == 1, first, 1)
+        pairs = np.where(s == 1, first * (first + 1) / 2, ctx)   # causal prefill, then one query
+    else:
+        pos = ctx
+        pairs = ctx * (ctx + 1) / 2                   # causal attention over the whole context
+    rows = np.stack([np.ones_like(s), pos, np.ones_like(s), pairs, ctx], axis=1)
+    return _phases(rows.tolist(), G, int(first + G - 1))
+
+
+def _diffusion_work(d: Diffusion) -> Work:
+    L, P, T = d.seq_len, d.prompt_len, d.steps
+    G = L - P
+    if d.block_len is None or not d.kv_cache:
+        return _phases([(T, L, L, float(L) * L, L)], G, L)
+    B = d.block_len
+    n_blocks = G // B
+    t_b = T // n_blocks
+    rows = []
+    if P:
+        rows.append((1, P, 0, float(P) * P, P))      # prompt prefill, bidirectional within the prompt
+    for b in range(n_blocks):
+        ctx = P + (b + 1) * B                          # cached prefix + this block
+        rows.append((t_b, B, B, float(B) * ctx, ctx))  # denoising steps of block b
+        if b < n_blocks - 1:
+            rows.append((1, B, 0, float(B) * ctx, ctx))  # write the finished block's K/V
+    return _phases(rows, G, L)
