@@ -1,0 +1,162 @@
+"""Where bench runs and tuning trials execute: in this process, on a Dask ``LocalCluster``, or on an
+existing Dask cluster (``--scheduler tcp://host:port``).
+
+Every task runs with one torch thread wherever it runs, so a run's floating-point operations happen in the
+same order serially and on any worker: the same seeds give bit-identical results serially and distributed.
+Workers of an external cluster need analogdiff installed (same version) and the same checkpoints.
+
+    with Pool(workers=2) as pool:                 # LocalCluster with 2 single-threaded worker processes
+        for index, result in pool.map_unordered(fn, items):
+            ...
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+
+def default_workers() -> int:
+    """Workers of the default LocalCluster: one per CPU core."""
+    return max(1, os.cpu_count() or 1)
+
+
+def run_single_threaded(fn: Callable, *args: Any) -> Any:
+    """Call ``fn(*args)`` with torch (and numba, once loaded) limited to one thread, restored afterwards."""
+    import sys
+
+    import torch
+
+    numba = sys.modules.get("numba")
+    before = torch.get_num_threads()
+    nb_before = numba.get_num_threads() if numba is not None else None
+    torch.set_num_threads(1)
+    if numba is not None:
+        numba.set_num_threads(1)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(before)
+        if numba is not None:
+            numba.set_num_threads(nb_before)
+
+
+class _Done:
+    """A finished 'future' for the serial pool: holds a result or an exception."""
+
+    def __init__(self, fn: Callable, args: tuple):
+        try:
+            self._value, self._error = run_single_threaded(fn, *args), None
+        except BaseException as e:  # re-raised by result(), as a Dask future would
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            self._value, self._error = None, e
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def done(self) -> bool:
+        return True
+
+    def cancel(self) -> None:
+        pass
+
+
+class Pool:
+    """Runs tasks serially (``workers=0``), on a new LocalCluster (``workers=N``, default: CPU cores) or on the
+    cluster at ``scheduler`` (then ``workers`` is ignored). Use as a context manager."""
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None):
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise ValueError(f"--workers: must be an integer >= 0 (0 = run in this process), got {workers!r}")
+        if scheduler is not None and not (isinstance(scheduler, str) and "://" in scheduler):
+            raise ValueError(f"--scheduler: expected an address like tcp://host:8786, got {scheduler!r}")
+        self.scheduler = scheduler
+        self.workers = default_workers() if workers is None else workers
+        self.client = None
+        self._cluster = None
+
+    @property
+    def serial(self) -> bool:
+        return self.scheduler is None and self.workers == 0
+
+    @property
+    def parallelism(self) -> int:
+        """How many tasks can run at once."""
+        if self.client is None:
+            return 1
+        return max(1, sum(self.client.nthreads().values()))
+
+    def describe(self) -> str:
+        if self.serial:
+            return "serial (this process)"
+        if self.scheduler:
+            return f"Dask cluster at {self.scheduler} ({self.parallelism} worker threads)"
+        return f"Dask LocalCluster, {self.workers} worker processes x 1 thread"
+
+    def __enter__(self) -> "Pool":
+        if self.serial:
+            return self
+        from distributed import Client, LocalCluster
+
+        if self.scheduler:
+            try:
+                self.client = Client(self.scheduler, timeout="10s")
+            except (OSError, TimeoutError) as e:
+                raise ValueError(f"--scheduler: cannot connect to {self.scheduler} ({e})") from None
+        else:
+            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                         host="127.0.0.1", dashboard_address=None,
+                                         silence_logs=logging.ERROR)
+            self.client = Client(self._cluster)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def submit(self, fn: Callable, *args: Any):
+        """Start ``fn(*args)`` (single-threaded); returns a future with ``.result()``. Serially it runs now."""
+        if self.client is None:
+            return _Done(fn, args)
+        return self.client.submit(run_single_threaded, fn, *args, pure=False)
+
+    def wait_first(self, futures: Sequence, timeout: float | None = None) -> tuple[list, list]:
+        """Block until one of ``futures`` is done or ``timeout`` seconds passed; returns (done, not_done)."""
+        done = [f for f in futures if f.done()]
+        if not done and self.client is not None:
+            from distributed import wait
+
+            try:
+                wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+            done = [f for f in futures if f.done()]
+        done_ids = {id(f) for f in done}
+        return done, [f for f in futures if id(f) not in done_ids]
+
+    def map_unordered(self, fn: Callable, items: Iterable[Any]) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, fn(item))`` as each task finishes. A failed task raises here, after the tasks not
+        yet started are cancelled (those already finished were yielded before)."""
+        items = list(items)
+        if self.client is None:
+            for i, item in enumerate(items):
+                yield i, run_single_threaded(fn, item)
+            return
+        from distributed import as_completed
+
+        futures = {self.client.submit(run_single_threaded, fn, item, pure=False): i
+                   for i, item in enumerate(items)}
+        try:
+            for fut in as_completed(list(futures)):
+                yield futures[fut], fut.result()
+        finally:
+            for fut in futures:
+                if not fut.done():
+                    fut.cancel()

@@ -1,0 +1,248 @@
+"""report.md of a bench run: the headline, the tables of every section, the budgets and the figures.
+
+Every number comes from the rows of the run (results.json); mean ± std are over programming seeds
+(sample std, ddof = 1). The "Run" line (date, machine, wall time) is the only content that changes between
+two runs of the same suite with the same seeds.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .figures import _drift_label, _finite
+from .results import aggregate, atomic_write_text
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if not math.isfinite(v):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.{digits}g}"
+
+
+def pm(g: Mapping, metric: str, digits: int = 3) -> str:
+    """'mean ± std' of an aggregate group, or '–'."""
+    if f"{metric}.mean" not in g:
+        return "–"
+    if g.get(f"{metric}.n", 1) < 2:
+        return fmt(g[f"{metric}.mean"], digits)
+    return f"{fmt(g[f'{metric}.mean'], digits)} ± {fmt(g[f'{metric}.std'], 2)}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _name(model) -> str:
+    return Path(str(model)).stem if model is not None else "–"
+
+
+# --------------------------------------------------------------------------- analyses
+
+def analog_loss(acc: Sequence[Mapping], metric: str = "bits_per_char") -> list[dict]:
+    """Per model, card (not ideal/noiseless) and drift time: the relative change of ``metric`` against the same
+    model on the noiseless reference card(s) (rows with seed None and drift None), per programming seed.
+
+    Returns rows {model, model_kind, card, drift_time_s, seed, value, reference, rel_loss}."""
+    refs = {}
+    for r in acc:
+        if r.get("seed") is None and r.get("drift_time_s") is None and _finite(r.get(metric)):
+            refs.setdefault(r["model"], (r["card"], float(r[metric])))
+    out = []
+    for r in acc:
+        if r["model"] not in refs or r.get("seed") is None or not _finite(r.get(metric)):
+            continue
+        ref = refs[r["model"]][1]
+        out.append({"model": r["model"], "model_kind": r.get("model_kind"), "card": r["card"],
+                    "drift_time_s": r.get("drift_time_s"), "seed": r["seed"], "value": float(r[metric]),
+                    "reference": ref, "reference_card": refs[r["model"]][0],
+                    "rel_loss": (float(r[metric]) - ref) / ref})
+    return out
+
+
+def mdlm_vs_ar(losses: Sequence[Mapping]) -> list[dict]:
+    """Paired by card, drift time and programming seed: rel_loss(MDLM) − rel_loss(AR); mean ± std over seeds.
+    Negative means the diffusion model lost less accuracy to the hardware than the AR model."""
+    by = {}
+    for l in losses:
+        by.setdefault((l["card"], l["drift_time_s"], l["seed"]), {})[l["model_kind"]] = l["rel_loss"]
+    pairs = [{"card": c, "drift_time_s": t, "seed": s, "mdlm": v["mdlm"], "ar": v["ar"], "diff": v["mdlm"] - v["ar"]}
+             for (c, t, s), v in by.items() if "mdlm" in v and "ar" in v]
+    return aggregate(pairs, ("card", "drift_time_s"), ["mdlm", "ar", "diff"])
+
+
+# --------------------------------------------------------------------------- sections
+
+def _headline(suite, acc, gen, est) -> list[str]:
+    out = ["## Headline", ""]
+    t = suite.headline_drift_time_s
+    rate = suite.token_rate_per_s
+    if acc:
+        out += [f"### Our models on analog cards ({_drift_label(t)} after programming) and on GPU", "",
+                f"Energy and latency per generated token priced from the accuracy run's activation statistics; "
+                f"power at {rate:g} tokens/s. Accuracy cost: relative change of bits/char against the same model "
+                f"on the noiseless card, mean ± std over programming seeds.", ""]
+        losses = {(l["model"], l["card"], l["seed"]): l["rel_loss"] for l in analog_loss(acc)
+                  if l["drift_time_s"] == t}
+        sel = [dict(r, rel_loss=losses.get((r["model"], r["card"], r.get("seed"))))
+               for r in acc if r.get("drift_time_s") in (t, None)]
+        rows = []
+        for g in aggregate(sel, ("model", "model_kind", "card", "steps", "seq_len"),
+                           ["energy_per_token_j", "latency_per_token_s", "bits_per_char", "rel_loss"]):
+            decode = f"diffusion, {g['steps']} steps" if g["model_kind"] == "mdlm" else "AR, KV cache"
+            rows.append([_name(g["model"]), g["card"], decode, pm(g, "energy_per_token_j"),
+                         pm(g, "latency_per_token_s"), fmt(g.get("energy_per_token_j.mean", math.nan) * rate),
+                         pm(g, "bits_per_char"),
+                         ("–" if "rel_loss.mean" not in g else
+                          f"{100 * g['rel_loss.mean']:+.2f}% ± {100 * g['rel_loss.std']:.2f}%")])
+        steps_acc = {r["steps"] for r in acc if r.get("model_kind") == "mdlm"}
+        for g in aggregate([r for r in gen if r.get("card_kind") == "gpu" and
+                            (r.get("model_kind") == "ar" or r.get("steps") in steps_acc)],
+                           ("model", "model_kind", "card", "steps"), ["energy_per_token_j", "latency_per_token_s"]):
+            decode = f"diffusion, {g['steps']} steps" if g["model_kind"] == "mdlm" else "AR, KV cache"
+            rows.append([_name(g["model"]), g["card"], decode, pm(g, "energy_per_token_j"),
+                         pm(g, "latency_per_token_s"), fmt(g["energy_per_token_j.mean"] * rate), "digital", "0 (digital)"])
+        out += [table(["model", "card", "decode", "energy/token (J)", "latency/token (s)", f"power @ {rate:g} tok/s (W)",
+                       "bits/char", "accuracy cost (Δ bits/char)"], rows), ""]
+    if est:
+        out += ["### Published shapes (estimator only: no weights, so no accuracy)", ""]
+        rows = [[r["shape"], r["decode"] + (f", {r['steps']} steps" if r.get("steps") else ""), str(r["seq_len"]),
+                 str(r.get("batch", 1)), r["card"], fmt(r.get("energy_per_token_j")), fmt(r.get("latency_per_token_s")),
+                 fmt((r.get("energy_per_token_j") or math.nan) * rate)] for r in est]
+        out += [table(["shape", "decode", "seq_len", "batch", "card", "energy/token (J)", "latency/token (s)",
+                       f"power @ {rate:g} tok/s (W)"], rows), ""]
+        out += _ratios(est)
+    return out
+
+
+def _ratios(est) -> list[str]:
+    """Analog vs GPU for each shape and decode, and diffusion vs AR on each card."""
+    def decode(r):
+        return r["decode"] + (f", {r['steps']} steps" if r.get("steps") else "")
+
+    lines = []
+    gpu = {(r["shape"], decode(r), r["seq_len"]): r for r in est if r.get("card_kind") == "gpu"}
+    rows = [[r["shape"], decode(r), r["card"], g["card"],
+             fmt(g["energy_per_token_j"] / r["energy_per_token_j"]),
+             fmt(g["latency_per_token_s"] / r["latency_per_token_s"])]
+            for r in est if r.get("card_kind") == "analog"
+            for g in [gpu.get((r["shape"], decode(r), r["seq_len"]))] if g is not None]
+    if rows:
+        lines += ["Analog vs GPU, same shape and decode (> 1: the analog card is cheaper / faster):", "",
+                  table(["shape", "decode", "analog card", "GPU card", "energy/token GPU ÷ analog",
+                         "latency/token GPU ÷ analog"], rows), ""]
+    by_card: dict = {}
+    for r in est:
+        by_card.setdefault(r["card"], {}).setdefault(r["decode"], r)
+    pairs = [(c, d["diffusion"], d["ar"]) for c, d in by_card.items() if "diffusion" in d and "ar" in d]
+    if pairs:
+        lines += ["Diffusion vs AR on the same card (> 1: diffusion costs more per token):", "",
+                  table(["card", "diffusion", "AR", "energy/token diffusion ÷ AR", "latency/token diffusion ÷ AR"],
+                        [[c, f"{d['shape']} ({decode(d)})", a["shape"],
+                          fmt(d["energy_per_token_j"] / a["energy_per_token_j"]),
+                          fmt(d["latency_per_token_s"] / a["latency_per_token_s"])] for c, d, a in pairs]), ""]
+    return lines
+
+
+def _drift_section(acc) -> list[str]:
+    out = ["## Accuracy and cost vs time since programming", "",
+           "Each analog run: the model analogized with one programming seed, moved to the drift time, evaluated on "
+           "the test plays; its decode priced from that evaluation's activation statistics. A card with no drift "
+           "(or no noise) runs once and stands for every time (seed). MDLM bits/char is the NELBO bound; AR bits/char "
+           "is exact.", ""]
+    rows = []
+    for g in aggregate(acc, ("model", "card", "drift_time_s"),
+                       ["bits_per_char", "token_accuracy", "energy_per_token_j", "latency_per_token_s",
+                        "stats.adc_clip_fraction"]):
+        rows.append([_name(g["model"]), g["card"], _drift_label(g["drift_time_s"]) or "any", str(g["n"]),
+                     pm(g, "bits_per_char"), pm(g, "token_accuracy"), pm(g, "energy_per_token_j"),
+                     pm(g, "latency_per_token_s")])
+    out += [table(["model", "card", "drift", "seeds", "bits/char", "token accuracy", "energy/token (J)",
+                   "latency/token (s)"], rows), ""]
+    pairs = mdlm_vs_ar(analog_loss(acc))
+    if pairs:
+        out += ["### Does denoising correct analog errors? MDLM vs AR accuracy loss under the same card and drift", "",
+                "Relative bits/char loss against each model's own noiseless run, paired by programming seed (both "
+                "models programmed with the same seed on the same card). Difference < 0: the diffusion model lost "
+                "less. Mean ± std over seeds.", ""]
+        rows = [[g["card"], _drift_label(g["drift_time_s"]), str(g["n"]),
+                 f"{100 * g['mdlm.mean']:+.2f}% ± {100 * g['mdlm.std']:.2f}%",
+                 f"{100 * g['ar.mean']:+.2f}% ± {100 * g['ar.std']:.2f}%",
+                 f"{100 * g['diff.mean']:+.2f} ± {100 * g['diff.std']:.2f} pts"] for g in pairs]
+        out += [table(["card", "drift", "seeds", "MDLM loss", "AR loss", "MDLM − AR"], rows), ""]
+    return out
+
+
+def _steps_section(gen) -> list[str]:
+    out = ["## Denoising steps vs AR: sample quality against energy per token", "",
+           "Passages generated on each card (analog: the analogized model at the section's drift time; GPU: the "
+           "digital model) and scored by the digital AR twin (generative perplexity per character, with the "
+           "samples' character entropy in bits).", ""]
+    rows = []
+    for g in aggregate(gen, ("model", "model_kind", "card", "drift_time_s", "steps"),
+                       ["gen_ppl", "entropy", "energy_per_token_j", "latency_per_token_s"]):
+        rows.append([_name(g["model"]), g["card"], _drift_label(g["drift_time_s"]) or "–",
+                     "AR" if g["model_kind"] == "ar" else str(g["steps"]), str(g["n"]), pm(g, "gen_ppl"),
+                     pm(g, "entropy"), pm(g, "energy_per_token_j"), pm(g, "latency_per_token_s")])
+    out += [table(["model", "card", "drift", "steps", "seeds", "gen. perplexity", "entropy (bits)",
+                   "energy/token (J)", "latency/token (s)"], rows), ""]
+    return out
+
+
+_EST_COLS = ("shape", "model", "hardware", "card", "decode", "steps", "seq_len", "batch", "energy_per_token_j",
+             "latency_per_token_s", "energy_per_sequence_j", "tiles")
+
+
+def _estimator_section(rows) -> list[str]:
+    cols = [c for c in _EST_COLS if any(c in r for r in rows)]
+    out = ["## Estimator suite: published shapes", "",
+           "The estimator suite's own files (table, JSON, CSV, plots) are in `estimator/`.", ""]
+    out += [table(cols, [[r.get(c) if not isinstance(r.get(c), str) else r[c] for c in cols] for r in rows]), ""]
+    return out
+
+
+def write_report(suite, rows: Sequence[Mapping], out_dir, meta: Mapping, figures: Sequence[Path]) -> Path:
+    """Write ``out_dir/report.md`` for ``rows`` of ``suite``; returns its path."""
+    out_dir = Path(out_dir)
+    acc = [r for r in rows if r.get("kind") == "accuracy"]
+    gen = [r for r in rows if r.get("kind") == "generation"]
+    est = [r for r in rows if r.get("kind") == "estimate"]
+    estr = [r for r in rows if r.get("kind") == "estimator"]
+    b = suite.budget
+    lines = [f"# analogdiff bench: suite `{suite.name}`", "", suite.description, "",
+             f"Run: {meta.get('date', '?')} on {meta.get('machine', '?')}; {meta.get('pool', '?')}; "
+             f"{meta.get('ran', '?')} of {meta.get('runs', '?')} runs executed in {meta.get('wall_s', '?')} s "
+             f"(the others were already in this directory). Rows: `results.json`, `results.csv`.", "",
+             "## Budgets", "",
+             table(["setting", "value"], [
+                 ["test characters per accuracy run (bits/char, token accuracy)", str(b["eval_chars"])],
+                 ["NELBO time samples per window (MDLM)", str(b["t_samples"])],
+                 ["passages per generation run", str(b["gen_samples"])],
+                 ["characters per passage (at most the context)", str(b["gen_len"])],
+                 ["evaluation / sampling seed (same for every run: runs are paired)", str(suite.eval_seed)],
+                 ["token rate for power", f"{suite.token_rate_per_s:g} tokens/s"],
+                 ["headline drift time", _drift_label(suite.headline_drift_time_s)]]), ""]
+    if acc or est:
+        lines += _headline(suite, acc, gen, est)
+    if acc:
+        lines += _drift_section(acc)
+    if gen:
+        lines += _steps_section(gen)
+    if estr:
+        lines += _estimator_section(estr)
+    if figures:
+        lines += ["## Figures", ""]
+        for f in figures:
+            rel = Path(f).relative_to(out_dir) if Path(f).is_relative_to(out_dir) else Path(f)
+            lines += [f"![{rel.stem.replace('_', ' ')}]({rel.as_posix()})", f"(SVG: `{rel.with_suffix('.svg').as_posix()}`)", ""]
+    path = out_dir / "report.md"
+    atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
+    return path

@@ -1,0 +1,472 @@
+"""Benchmark suites: a TOML file → validated :class:`Suite` → run units → rows in a results directory.
+
+A suite (``benchmarks/suites/default.toml`` is the annotated example) has top-level settings, an evaluation
+``[budget]`` and a list of ``[[section]]`` tables, each of one ``kind``:
+
+``accuracy``    models × analog cards × drift times × programming seeds: bits/char and token accuracy of the
+                analogized model on the test plays, and energy/latency per token priced from that run's
+                activation statistics;
+``generation``  models × cards (analog or GPU) × denoising steps: samples judged by the digital AR twin
+                (generative perplexity and entropy) against energy per token;
+``estimator``   the estimator suite of published shapes (:mod:`analogdiff.bench.estimator_suite`);
+``estimate``    energy/latency of named shapes and decodes on cards (the headline's published models).
+
+Everything is checked when the suite loads (:func:`load_suite`), before any work starts; a bad value is one
+line naming the file, the field and what is allowed. :func:`run_suite` expands the sections into units, skips
+those already in the output directory, runs the rest (serially or on Dask) and writes results as they finish.
+"""
+from __future__ import annotations
+
+import math
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+KINDS = ("accuracy", "generation", "estimator", "estimate")
+BUILTIN_SUITES = ("default", "quick", "estimator")
+
+_TOP_KEYS = {"name", "description", "token_rate_per_s", "eval_seed", "headline_drift_time_s", "budget", "section"}
+_BUDGET_DEFAULTS = {"eval_chars": 4096, "t_samples": 1, "batch_size": 16, "gen_samples": 4, "gen_len": 256}
+_SECTION_KEYS = {
+    "accuracy": {"name", "kind", "models", "cards", "drift_times_s", "seeds", "steps", "seq_len", "overrides"},
+    "generation": {"name", "kind", "models", "cards", "drift_times_s", "seeds", "steps", "overrides"},
+    "estimator": {"name", "kind", "quick"},
+    "estimate": {"name", "kind", "cards", "runs", "overrides"},
+}
+_ESTIMATE_RUN_KEYS = {"shape", "decode", "steps", "seq_len", "block_len", "batch"}
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be run; the message is one line naming the file and field."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite. ``sections`` are plain dicts with defaults filled in."""
+
+    name: str
+    source: str
+    description: str
+    token_rate_per_s: float
+    eval_seed: int
+    headline_drift_time_s: float
+    budget: dict
+    sections: tuple = field(default_factory=tuple)
+
+    def units(self) -> list[dict]:
+        """Every run unit of the suite, in suite order (see :func:`expand`)."""
+        return [u for s in self.sections for u in expand(self, s)]
+
+
+# --------------------------------------------------------------------------- finding suites
+
+def suites_dir() -> Path | None:
+    """``benchmarks/suites`` of the source tree this package runs from (None for an installed wheel)."""
+    here = Path(__file__).resolve().parents[2] / "benchmarks" / "suites"
+    return here if here.is_dir() else None
+
+
+def list_suites() -> list[str]:
+    d = suites_dir()
+    names = {p.stem for p in d.glob("*.toml")} if d else set()
+    return sorted(names | {"estimator"})
+
+
+def resolve_suite(name_or_path: str | None, quick: bool = False) -> str | Path:
+    """``None``/"default" (+``quick`` → "quick"), "estimator", another name in benchmarks/suites, or a path."""
+    name = name_or_path or "default"
+    if name == "estimator":
+        return "estimator"
+    if quick:
+        if name != "default":
+            raise SuiteError(f"--quick: selects the quick suite in place of 'default' (or the estimator's quick "
+                             f"table); for the suite {name!r} lower its [budget] instead")
+        name = "quick"
+    path = Path(name)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise SuiteError(f"--suite: {name} does not exist")
+        return path
+    d = suites_dir()
+    if d is None or not (d / f"{name}.toml").is_file():
+        raise SuiteError(f"--suite: unknown suite {name!r}; known: {', '.join(list_suites())} (or a path to a .toml file)")
+    return d / f"{name}.toml"
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+class _Checker:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, where: str, msg: str):
+        raise SuiteError(f"suite {self.source}: {where}: {msg}")
+
+    def keys(self, where: str, table: Mapping, allowed: set, required: set = frozenset()):
+        if not isinstance(table, Mapping):
+            self.fail(where, "expected a table")
+        for k in table:
+            if k not in allowed:
+                self.fail(f"{where}.{k}" if where else k, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        for k in sorted(required):
+            if k not in table:
+                self.fail(f"{where}.{k}" if where else k, "missing")
+
+    def int_(self, where: str, v, lo: int = 0, hi: int | None = None) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+            self.fail(where, f"expected an integer in [{lo}, {'inf' if hi is None else hi}], got {v!r}")
+        return v
+
+    def num(self, where: str, v, positive: bool = True) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (positive and v <= 0):
+            self.fail(where, f"expected a {'positive ' if positive else ''}finite number, got {v!r}")
+        return float(v)
+
+    def str_(self, where: str, v) -> str:
+        if not isinstance(v, str) or not v:
+            self.fail(where, f"expected a non-empty string, got {v!r}")
+        return v
+
+    def list_(self, where: str, v, item, **kw) -> list:
+        if not isinstance(v, list) or not v:
+            self.fail(where, f"expected a non-empty list, got {v!r}")
+        out = [item(f"{where}[{i}]", x, **kw) for i, x in enumerate(v)]
+        if len(set(map(repr, out))) != len(out):
+            self.fail(where, f"holds duplicates: {v!r}")
+        return out
+
+
+def _card(chk: _Checker, where: str, name: str, overrides: Mapping, base: Path | None):
+    from analogdiff.config import load_hardware
+
+    ref = name
+    if base is not None and (name.endswith(".toml") or "/" in name) and not Path(name).is_absolute():
+        ref = str(base / name)
+    try:
+        return load_hardware(ref, overrides=dict(overrides))
+    except (ValueError, FileNotFoundError) as e:
+        chk.fail(where, str(e).splitlines()[0])
+
+
+def _model(chk: _Checker, where: str, name: str, base: Path | None, cache: dict):
+    from analogdiff.lm import load_model
+
+    ref = name
+    if base is not None and (name.endswith((".safetensors", ".json")) or "/" in name) and not Path(name).is_absolute():
+        ref = str(base / name)
+    if ref not in cache:
+        try:
+            cache[ref] = load_model(ref)
+        except ValueError as e:
+            chk.fail(where, str(e).splitlines()[0])
+    return ref, cache[ref]
+
+
+# --------------------------------------------------------------------------- loading
+
+def load_suite(source: str | Path, check_models: bool = True) -> Suite:
+    """Read and validate a suite file (or the name of a builtin one). Raises :class:`SuiteError`."""
+    path = resolve_suite(str(source)) if not isinstance(source, Path) else source
+    if path == "estimator":
+        return Suite("estimator", "estimator", "The estimator suite of published shapes (issue 2, item 9).",
+                     100.0, 0, 86400.0, dict(_BUDGET_DEFAULTS),
+                     ({"name": "estimator", "kind": "estimator", "quick": False},))
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SuiteError(f"suite {path}: malformed TOML ({e})") from None
+    except OSError as e:
+        raise SuiteError(f"suite {path}: cannot read ({e.strerror})") from None
+    return validate_suite(data, str(path), base=Path(path).resolve().parent, check_models=check_models)
+
+
+def validate_suite(data: Mapping, source: str = "<suite>", base: Path | None = None,
+                   check_models: bool = True) -> Suite:
+    """A :class:`Suite` from parsed TOML ``data``; every card, model and shape named is loaded once here."""
+    chk = _Checker(source)
+    chk.keys("", data, _TOP_KEYS, {"name", "section"})
+    budget = dict(_BUDGET_DEFAULTS)
+    chk.keys("budget", data.get("budget", {}), set(_BUDGET_DEFAULTS))
+    for k, v in data.get("budget", {}).items():
+        budget[k] = chk.int_(f"budget.{k}", v, lo=1)
+    sections_raw = data["section"]
+    if not isinstance(sections_raw, list) or not sections_raw:
+        chk.fail("section", "expected one or more [[section]] tables")
+    models: dict = {}
+    sections, names = [], set()
+    for i, raw in enumerate(sections_raw):
+        where = f"section[{i}]"
+        if not isinstance(raw, Mapping):
+            chk.fail(where, "expected a table")
+        kind = raw.get("kind")
+        if kind not in KINDS:
+            chk.fail(f"{where}.kind", f"{kind!r} is not one of {', '.join(KINDS)}")
+        chk.keys(where, raw, _SECTION_KEYS[kind], {"name", "kind"})
+        name = chk.str_(f"{where}.name", raw["name"])
+        if name in names:
+            chk.fail(f"{where}.name", f"{name!r} is used by another section")
+        names.add(name)
+        where = f"section {name!r}"
+        sections.append(_validate_section(chk, where, kind, dict(raw), budget, base, models, check_models))
+    return Suite(
+        name=chk.str_("name", data["name"]), source=source,
+        description=str(data.get("description", "")),
+        token_rate_per_s=chk.num("token_rate_per_s", data.get("token_rate_per_s", 100.0)),
+        eval_seed=chk.int_("eval_seed", data.get("eval_seed", 0)),
+        headline_drift_time_s=chk.num("headline_drift_time_s", data.get("headline_drift_time_s", 86400.0)),
+        budget=budget, sections=tuple(sections))
+
+
+def _validate_section(chk, where, kind, raw, budget, base, models, check_models) -> dict:
+    s: dict[str, Any] = {"name": raw["name"], "kind": kind}
+    if kind == "estimator":
+        q = raw.get("quick", False)
+        if not isinstance(q, bool):
+            chk.fail(f"{where}.quick", f"expected true or false, got {q!r}")
+        s["quick"] = q
+        return s
+    overrides = raw.get("overrides", {})
+    if not isinstance(overrides, Mapping):
+        chk.fail(f"{where}.overrides", "expected a table of dotted card keys, e.g. { \"adc.bits\" = 6 }")
+    s["overrides"] = {k: (None if isinstance(v, str) and v.lower() in ("none", "off") else v)
+                      for k, v in overrides.items()}  # TOML has no null: "none" switches off
+    s["cards"] = chk.list_(f"{where}.cards", raw.get("cards"), chk.str_)
+    hws = {c: _card(chk, f"{where}.cards", c, s["overrides"], base) for c in s["cards"]}
+    s["card_kinds"] = {c: hw.kind for c, hw in hws.items()}
+    s["card_paths"] = {c: (str(base / c) if base is not None and (c.endswith(".toml") or "/" in c)
+                           and not Path(c).is_absolute() else c) for c in s["cards"]}
+    s["card_noisy"] = {c: _stochastic(hw) for c, hw in hws.items()}
+    s["card_drifts"] = {c: hw.drift is not None for c, hw in hws.items()}
+    if kind == "estimate":
+        runs = raw.get("runs")
+        if not isinstance(runs, list) or not runs:
+            chk.fail(f"{where}.runs", "expected one or more [[section.runs]] tables (shape, decode, ...)")
+        s["runs"] = [_validate_estimate_run(chk, f"{where}.runs[{j}]", r) for j, r in enumerate(runs)]
+        return s
+    s["models"] = []
+    s["model_kinds"] = {}
+    for j, m in enumerate(chk.list_(f"{where}.models", raw.get("models"), chk.str_)):
+        ref = m
+        if check_models:
+            ref, model = _model(chk, f"{where}.models[{j}]", m, base, models)
+            s["model_kinds"][ref] = model.kind
+            s.setdefault("contexts", {})[ref] = model.shape.context_len
+        s["models"].append(ref)
+    s["drift_times_s"] = chk.list_(f"{where}.drift_times_s", raw.get("drift_times_s"), chk.num)
+    s["seeds"] = chk.list_(f"{where}.seeds", raw.get("seeds"), chk.int_)
+    if kind == "accuracy":
+        gpu = [c for c, k in s["card_kinds"].items() if k != "analog"]
+        if gpu:
+            chk.fail(f"{where}.cards", f"{gpu[0]} is a GPU card; accuracy runs need analog cards "
+                                       f"(a GPU runs the digital model: use a generation section)")
+        s["steps"] = chk.int_(f"{where}.steps", raw.get("steps", 64), lo=1)
+        s["seq_len"] = None if "seq_len" not in raw else chk.int_(f"{where}.seq_len", raw["seq_len"], lo=1)
+        for ref, ctx in s.get("contexts", {}).items():
+            L = s["seq_len"] or ctx
+            if L > ctx or s["steps"] > L:
+                chk.fail(f"{where}.steps", f"need 1 <= steps <= seq_len <= context_len ({ctx}) for {ref}; "
+                                           f"got steps={s['steps']}, seq_len={L}")
+    else:
+        s["steps"] = chk.list_(f"{where}.steps", raw.get("steps"), chk.int_, lo=1)
+        for ref, ctx in s.get("contexts", {}).items():
+            L = min(budget["gen_len"], ctx)
+            if max(s["steps"]) > L:
+                chk.fail(f"{where}.steps", f"{max(s['steps'])} exceeds the generated length {L} of {ref} "
+                                           f"(budget.gen_len, at most the model's context)")
+        if check_models and not any(k == "ar" for k in s["model_kinds"].values()):
+            chk.fail(f"{where}.models", "a generation section needs an AR model: it judges the samples "
+                                        "(generative perplexity) and is the AR reference")
+    return s
+
+
+def _validate_estimate_run(chk, where, r) -> dict:
+    from analogdiff.energy import load_shape
+
+    chk.keys(where, r, _ESTIMATE_RUN_KEYS, {"shape", "decode"})
+    try:
+        load_shape(chk.str_(f"{where}.shape", r["shape"]))
+    except (ValueError, FileNotFoundError) as e:
+        chk.fail(f"{where}.shape", str(e).splitlines()[0])
+    if r["decode"] not in ("diffusion", "ar"):
+        chk.fail(f"{where}.decode", f"{r['decode']!r} is not one of 'diffusion', 'ar'")
+    out = {"shape": r["shape"], "decode": r["decode"], "seq_len": chk.int_(f"{where}.seq_len", r.get("seq_len", 1024), 1),
+           "batch": chk.int_(f"{where}.batch", r.get("batch", 1), 1)}
+    if r["decode"] == "diffusion":
+        out["steps"] = chk.int_(f"{where}.steps", r.get("steps", out["seq_len"]), 1, out["seq_len"])
+        if "block_len" in r:
+            out["block_len"] = chk.int_(f"{where}.block_len", r["block_len"], 1, out["seq_len"])
+    elif "steps" in r or "block_len" in r:
+        chk.fail(where, "steps and block_len apply to decode = 'diffusion' only")
+    return out
+
+
+def _stochastic(hw) -> bool:
+    """Whether a programming seed can change a run on this card (any noise or stuck devices)."""
+    d = hw.device
+    if d is None:
+        return False
+    noisy = (d.prog_noise is not None or d.read_noise is not None or d.stuck_on_fraction > 0
+             or d.stuck_off_fraction > 0)
+    return noisy or (hw.adc is not None and hw.adc.noise_lsb > 0)
+
+
+# --------------------------------------------------------------------------- expansion into units
+
+def expand(suite: Suite, s: dict) -> list[dict]:
+    """The run units of section ``s``. A unit is a JSON-able spec; its id hashes the spec, so changing any
+    parameter or budget gives new units while unchanged ones are found again in the results store.
+
+    Cards where a parameter cannot matter run once for it: a card without drift runs once for all drift
+    times (``drift_time_s`` = None), a card without noise once for all seeds (``seed`` = None), a GPU card
+    (digital model) once for both.
+    """
+    from .results import spec_id
+
+    base = {"section": s["name"], "kind": s["kind"]}
+    units: list[dict] = []
+    if s["kind"] == "estimator":
+        units.append({**base, "quick": s["quick"], "where": "local"})
+    elif s["kind"] == "estimate":
+        for card in s["cards"]:
+            for r in s["runs"]:
+                units.append({**base, "card": card, "card_ref": s["card_paths"][card],
+                              "card_kind": s["card_kinds"][card], "overrides": s["overrides"], **r,
+                              "where": "local"})
+    else:
+        b = suite.budget
+        budget = ({"eval_chars": b["eval_chars"], "t_samples": b["t_samples"], "batch_size": b["batch_size"]}
+                  if s["kind"] == "accuracy" else
+                  {"gen_samples": b["gen_samples"], "gen_len": b["gen_len"], "batch_size": b["batch_size"]})
+        for model in s["models"]:
+            mkind = s["model_kinds"].get(model)
+            for card in s["cards"]:
+                analog = s["card_kinds"][card] == "analog"
+                drifts = s["drift_times_s"] if analog and s["card_drifts"][card] else [None]
+                seeds = s["seeds"] if analog and s["card_noisy"][card] else [None]
+                steps = s["steps"] if isinstance(s["steps"], list) else [s["steps"]]
+                if mkind == "ar" and s["kind"] == "generation":
+                    steps = [None]  # one step per character
+                for seed in seeds:
+                    for t in drifts:
+                        for st in steps:
+                            u = {**base, "model": model, "model_kind": mkind, "card": card,
+                                 "card_ref": s["card_paths"][card], "card_kind": s["card_kinds"][card],
+                                 "overrides": s["overrides"], "drift_time_s": t, "seed": seed,
+                                 "eval_seed": suite.eval_seed, "steps": st, **budget, "where": "pool"}
+                            if s["kind"] == "accuracy":
+                                u["seq_len"] = s["seq_len"]
+                            else:
+                                u["judge"] = next(m for m in s["models"] if s["model_kinds"].get(m) == "ar")
+                            units.append(u)
+    for u in units:
+        u["unit_id"] = spec_id({k: v for k, v in u.items() if k not in ("where", "card_ref")})
+    return units
+
+
+# --------------------------------------------------------------------------- running
+
+_NOT_PARAMS = ("where", "card_ref", "unit_id")
+
+
+def unit_params(unit: dict) -> dict:
+    """The row columns that describe a unit (its spec without bookkeeping; overrides as canonical JSON)."""
+    from .results import canonical_json
+
+    out = {k: v for k, v in unit.items() if k not in _NOT_PARAMS}
+    if "overrides" in out:
+        out["overrides"] = canonical_json(out["overrides"]) if out["overrides"] else ""
+    return out
+
+
+def unit_row_ids(store, unit: dict) -> list[str] | None:
+    """The run ids of a finished unit's rows in ``store``, or None if the unit is not (completely) finished."""
+    first = store.rows.get(f"{unit['unit_id']}-0")
+    if first is None:
+        return None
+    ids = [f"{unit['unit_id']}-{i}" for i in range(int(first.get("unit_rows", 1)))]
+    return ids if all(i in store for i in ids) else None
+
+
+def make_rows(unit: dict, metrics: list[dict]) -> list[dict]:
+    params = unit_params(unit)
+    rows = []
+    for i, m in enumerate(metrics):
+        row = {"run_id": f"{unit['unit_id']}-{i}", "unit_id": unit["unit_id"], "unit_rows": len(metrics)}
+        row.update(params)
+        row.update({k: v for k, v in m.items() if k not in row or k in ("seq_len", "steps")})
+        rows.append(row)
+    return rows
+
+
+def run_suite(suite: Suite, out_dir, workers: int | None = None, scheduler: str | None = None,
+              progress: bool = True, figures: bool = True, echo=print) -> dict:
+    """Run every unfinished unit of ``suite`` into ``out_dir``; returns a summary dict.
+
+    Finished units already in ``out_dir`` are skipped. Rows are stored as each unit ends; results.json/csv
+    are rewritten (atomically) after each, in suite order. Afterwards the figures and report.md are written.
+    """
+    import json
+    import platform
+
+    from tqdm import tqdm
+
+    from .distributed import Pool
+    from .results import ResultStore, atomic_write_text
+    from .runs import run_estimate, run_estimator, run_unit
+
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    store = ResultStore(out_dir)
+    units = suite.units()
+    todo = [u for u in units if unit_row_ids(store, u) is None]
+    atomic_write_text(out_dir / "suite.json", json.dumps(
+        {"name": suite.name, "source": suite.source, "description": suite.description,
+         "token_rate_per_s": suite.token_rate_per_s, "eval_seed": suite.eval_seed,
+         "headline_drift_time_s": suite.headline_drift_time_s, "budget": suite.budget,
+         "sections": list(suite.sections), "units": len(units)}, indent=1, sort_keys=True) + "\n")
+    if len(todo) < len(units):
+        echo(f"bench {suite.name}: {len(units) - len(todo)} of {len(units)} runs already in {out_dir}, skipped")
+
+    def order() -> list[str]:
+        return [r for u in units for r in (unit_row_ids(store, u) or [])]
+
+    bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"bench {suite.name}", unit="run",
+               disable=not progress, dynamic_ncols=True)
+
+    def finish(unit, metrics):
+        for row in make_rows(unit, metrics):
+            store.add(row)
+        store.write_tables(order())
+        bar.update(1)
+
+    pool_desc = "in this process"
+    try:
+        for u in (u for u in todo if u["where"] == "local"):
+            finish(u, run_estimator(u, str(out_dir)) if u["kind"] == "estimator" else run_estimate(u))
+        remote = [u for u in todo if u["where"] == "pool"]
+        if remote:
+            with Pool(workers=workers, scheduler=scheduler) as pool:
+                pool_desc = pool.describe()
+                for i, metrics in pool.map_unordered(run_unit, remote):
+                    finish(remote[i], metrics)
+    finally:
+        bar.close()
+    rows = store.write_tables(order())
+    wall = time.perf_counter() - t0
+    meta = {"suite": suite.name, "runs": len(units), "ran": len(todo), "wall_s": round(wall, 1),
+            "pool": pool_desc, "machine": f"{platform.node()} ({platform.machine()}, "
+                                         f"{__import__('os').cpu_count()} cores, {platform.system()})",
+            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+    atomic_write_text(out_dir / "run.json", json.dumps(meta, indent=1) + "\n")
+    figs = []
+    if figures:
+        from .figures import suite_figures
+
+        figs = suite_figures(rows, out_dir / "figures", token_rate_per_s=suite.token_rate_per_s,
+                             headline_drift_time_s=suite.headline_drift_time_s)
+    from .report import write_report
+
+    write_report(suite, rows, out_dir, meta, figs)
+    return {**meta, "rows": len(rows), "out_dir": str(out_dir), "figures": [str(f) for f in figs]}

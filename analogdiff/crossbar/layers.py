@@ -1,0 +1,368 @@
+"""Analog layers: ``analogize`` a torch model, move it in time, read its activation statistics.
+
+    amodel = analogize(model, hw, seed=0, calibration=lambda m: m(ids))   # a programmed copy
+    set_drift_time(amodel, 3600.0)                                        # one hour after programming
+    logits = amodel(ids)                                                  # every nn.Linear now analog
+    stats = collect_stats(amodel)                                         # for ad.estimate(stats=...)
+
+What runs where: every ``nn.Linear`` becomes an ``AnalogLinear`` (weights programmed on tiles, per-MVM
+DAC → crossbar (+wires, read noise) → ADC per tile → digital shift-add/accumulate, drift compensation
+and bias). Everything else stays digital and untouched: embeddings, LayerNorm, activation functions,
+softmax and the attention products QKᵀ and AV (activation × activation, no stationary weights to
+program). The energy estimator prices those as digital work from the model shape. ``AnalogLinear`` is
+inference-only (no gradients).
+
+Calibration: static DAC ranges (``dac.input_range = "static"``) and calibrated ADC ranges need data.
+``analogize(..., calibration=...)`` runs a digital copy of the model with forward hooks on every
+``nn.Linear`` and records (a subsample of) each layer's inputs; ``calibration`` is a callable
+``calibration(model)`` that runs forward passes, or inputs: a tensor (``model(t)``), a tuple (``model(*t)``)
+or a list of those (one call each). From the recorded inputs: the DAC range is the card's
+``dac.range_percentile`` of |x|; the ADC full scale of each tile is ``adc.range_percentile`` of |partial
+sum| of that tile, read noise-free from the programmed conductances (t = 0) — as a chip is calibrated
+after programming. Fallback without calibration data (a warning says so): inputs are normalized per
+vector by their abs-max (a dynamic DAC range, as aihwkit's abs-max noise management), and ADC full scales
+are calibrated on 512 synthetic N(0, 1) input vectors normalized the same way.
+
+Randomness: ``seed`` derives, per layer (numbered in ``named_modules`` order), one generator for
+programming, one for the drift-compensation reference reads and one for the per-MVM noise, which
+``set_drift_time`` resets — so the same seed, drift time and inputs give bit-identical outputs.
+
+Read noise is drawn exactly in distribution at output level: independent Gaussian device noise gives
+column noise N(0, Σ_i x_i² σ_ij²), computed as one extra matmul (x²) @ σ² and one normal per tile output
+(``Tile.mvm``). Limits: device noise is independent between reads and between devices, and reaches the
+column through wires by first-order attenuation (``tile.py``).
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import Hardware, load_hardware
+from . import kernels
+from .converters import calibrated_range
+from .mapping import map_weights, tile_counts, to_tiles
+from .tile import Tile, TileState
+
+_MASK63 = (1 << 63) - 1
+_N_SYNTHETIC = 512
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (splitmix64 chain): independent streams per layer and purpose."""
+    h = 0x243F6A8885A308D3
+    for p in parts:
+        h = (h + (int(p) & ((1 << 64) - 1)) + 0x9E3779B97F4A7C15) & ((1 << 64) - 1)
+        h ^= h >> 30
+        h = (h * 0xBF58476D1CE4E5B9) & ((1 << 64) - 1)
+        h ^= h >> 27
+        h = (h * 0x94D049BB133111EB) & ((1 << 64) - 1)
+        h ^= h >> 31
+    return h & _MASK63
+
+
+_PROGRAM, _REFERENCE, _READ, _SYNTHETIC = 1, 2, 3, 4
+
+
+class AnalogLinear(nn.Module):
+    """``nn.Linear`` on programmed crossbar tiles (composition: holds a ``Tile`` stack and converters).
+
+    Built by ``analogize``; ``weight`` (out, in) and ``bias`` as in ``nn.Linear``. ``x_calib`` (N, in):
+    recorded layer inputs for static ranges, or None (see the module docstring for the fallback).
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, hw: Hardware, *, name: str = "",
+                 seed: int = 0, index: int = 0, x_calib: torch.Tensor | None = None):
+        super().__init__()
+        if hw.tile is None or hw.device is None:
+            raise ValueError(f"{hw.name}: not an analog card (needs [tile] and [device])")
+        self.name = name
+        self.out_features, self.in_features = weight.shape
+        self.hw, self.seed, self.index = hw, seed, index
+        t, d = hw.tile, hw.device
+        try:
+            cmap = map_weights(weight, d.g_min_us, d.g_max_us, t.weight_scale, t.bit_slices,
+                               t.bits_per_slice)
+        except ValueError as e:
+            raise ValueError(f"{self.name}: {e}") from None
+        self.n_slices = cmap.bit_slices
+        self.n_row_tiles, self.n_col_tiles = tile_counts(self.in_features, self.out_features, t.rows,
+                                                         t.cols)
+        s, r, c = self.n_slices, self.n_row_tiles, self.n_col_tiles
+        present = to_tiles(torch.ones_like(cmap.g_pos_us, dtype=torch.bool), t.rows, t.cols, False)
+        k = s * r * c
+        g_pos = to_tiles(cmap.g_pos_us, t.rows, t.cols).view(k, t.rows, t.cols)
+        g_neg = to_tiles(cmap.g_neg_us, t.rows, t.cols).view(k, t.rows, t.cols)
+        gen = torch.Generator().manual_seed(derive_seed(seed, index, _PROGRAM))
+        self.tile = Tile(g_pos, g_neg, present.view(k, t.rows, t.cols), d, hw.drift, hw.wire, gen,
+                         ref_seed=derive_seed(seed, index, _REFERENCE))
+        self.significance = cmap.significance
+        self.weight_per_us = cmap.weight_per_us
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self.width = self.in_features if r == 1 else t.rows  # matmul depth per row tile
+        self._blocks = self._column_blocks()
+        self._read_gen = torch.Generator()
+        self.calibrated = x_calib is not None and x_calib.shape[0] > 0
+        state0 = self.tile.at_time(0.0)
+        self._calibrate(x_calib, state0)
+        self._apply_state(state0)
+        self.reset_stats()
+
+    # ----------------------------------------------------------------- calibration
+
+    def _calibrate(self, x_calib: torch.Tensor | None, state0: TileState) -> None:
+        hw = self.hw
+        dac, adc = hw.dac, hw.adc
+        if self.calibrated:
+            x = x_calib.detach().to(torch.float32).reshape(-1, self.in_features)
+            if not torch.isfinite(x).all():
+                raise ValueError(f"{self.name}: calibration inputs hold NaN or Inf")
+            dynamic = dac is not None and dac.input_range == "dynamic"
+            pct = dac.range_percentile if dac is not None else 100.0
+            x_range = calibrated_range(x, pct)
+            self.x_range = None if dynamic or x_range <= 0 else x_range
+        else:
+            self.x_range = None
+            gen = torch.Generator().manual_seed(derive_seed(self.seed, self.index, _SYNTHETIC))
+            x = torch.randn((_N_SYNTHETIC, self.in_features), generator=gen)
+        self.adc_full_scale = None
+        if adc is not None and adc.output_range == "calibrated":
+            w = self._layer_matrix(state0.w_eff_us)  # (R, width, M) float32
+            enc = kernels.dac_encode(x, self.x_range, dac.bits if dac else None,
+                                     bool(dac and dac.bit_serial), self.n_row_tiles, self.width, False)
+            y = torch.matmul(enc["planes"], w)  # (P, R, N, M)
+            fs = np.zeros((self.n_row_tiles, w.shape[-1]))
+            pct = adc.range_percentile
+            for r in range(self.n_row_tiles):
+                for m0, m1, _ in self._column_blocks():
+                    fs[r, m0:m1] = calibrated_range(y[:, r, :, m0:m1], pct)
+            self.adc_full_scale = np.maximum(fs, 1e-12)
+
+    def _column_blocks(self) -> np.ndarray:
+        """(B, 3) int64 rows [m0, m1, j0]: the layer-matrix columns [m0, m1) of one physical tile (one
+        slice, one column tile) and the output index j0 of column m0."""
+        cols, out = self.hw.tile.cols, self.out_features
+        return np.array([(k * out + c0, k * out + min(c0 + cols, out), c0)
+                         for k in range(self.n_slices) for c0 in range(0, out, cols)], dtype=np.int64)
+
+    # ----------------------------------------------------------------- drift state
+
+    def _layer_matrix(self, per_tile: torch.Tensor) -> torch.Tensor:
+        """(K, rows, cols) per-tile matrices → (R, width, S·out) float32 layer matrix."""
+        t = self.hw.tile
+        s, r, c = self.n_slices, self.n_row_tiles, self.n_col_tiles
+        m = per_tile.view(s, r, c, t.rows, t.cols).permute(1, 3, 0, 2, 4)  # (R, rows, S, C, cols)
+        m = m.reshape(r, t.rows, s, c * t.cols)[..., :self.out_features]
+        m = m.reshape(r, t.rows, s * self.out_features)[:, :self.width]
+        return m.to(torch.float32).contiguous()
+
+    def set_drift_time(self, t_s: float) -> None:
+        """Move to t_s seconds after programming: recompute the effective matrix (drift, wires), read-noise
+        variance and compensation once; reset the per-MVM noise generator."""
+        t_s = float(t_s)
+        if not np.isfinite(t_s) or t_s < 0:
+            raise ValueError(f"drift time must be a finite number of seconds >= 0, got {t_s}")
+        self._apply_state(self.tile.at_time(t_s))
+
+    def _apply_state(self, state: TileState) -> None:
+        self.state = state
+        self._w = self._layer_matrix(state.w_eff_us)
+        self._var = None if state.read_var_us2 is None else self._layer_matrix(state.read_var_us2)
+        s, r, c, out, cols = (self.n_slices, self.n_row_tiles, self.n_col_tiles, self.out_features,
+                              self.hw.tile.cols)
+        alpha = state.alpha.view(s, r, c)
+        col_tile = torch.arange(out) // cols  # (out,) column tile of each output
+        factor = (self.significance.view(s, 1, 1) * alpha[:, :, col_tile]
+                  * self.weight_per_us.view(1, 1, out))  # (S, R, out)
+        self._factor = factor.permute(1, 0, 2).reshape(r, s * out).numpy().astype(np.float64)
+        self._read_gen.manual_seed(derive_seed(self.seed, self.index, _READ))
+
+    # ----------------------------------------------------------------- forward
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"{self.name}: expected inputs with {self.in_features} features, got shape "
+                             f"{tuple(x.shape)}")
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        dac, adc = self.hw.dac, self.hw.adc
+        r = self.n_row_tiles
+        enc = kernels.dac_encode(x2, self.x_range, dac.bits if dac else None,
+                                 bool(dac and dac.bit_serial), r, self.width, self._var is not None)
+        if enc["bad"].any():
+            raise ValueError(f"{self.name}: input holds NaN or Inf (analog layer '{self.name}')")
+        planes = enc["planes"]  # (P, R, N, width)
+        p, n = planes.shape[0], planes.shape[2]
+        if p == 1 and r == 1:
+            y = torch.mm(planes[0, 0], self._w[0]).view(1, 1, n, -1)
+            var = None if self._var is None else torch.mm(enc["squares"][0, 0], self._var[0]).view(1, 1, n, -1)
+        else:
+            y = torch.matmul(planes, self._w)  # (P, R, N, M)
+            var = None if self._var is None else torch.matmul(enc["squares"], self._var)
+        keys = torch.randint(0, 2 ** 62, (2,), generator=self._read_gen).tolist()
+        plane_w = (np.array([2.0 ** q / (2 ** (dac.bits - 1) - 1) for q in range(p)])
+                   if p > 1 else np.ones(1))
+        res = kernels.adc_accumulate(
+            y, var, plane_w, keys[0], keys[1], self.adc_full_scale, self._factor, enc["row_scale"],
+            self.bias, self.out_features, self._blocks, adc.bits if adc else None,
+            adc.noise_lsb if adc else 0.0, adc.s_curve if adc else None,
+            bool(adc and adc.output_range == "dynamic"))
+        self._accumulate_stats(enc, res, n, p)
+        return res["out"].view(*lead, self.out_features).to(x.dtype)
+
+    # ----------------------------------------------------------------- statistics
+
+    def reset_stats(self) -> None:
+        self._stats = {"mvms": 0, "abs_sum": 0.0, "sq_sum": 0.0, "clip": 0, "conversions": 0,
+                       "xmin": np.inf, "xmax": -np.inf, "ymin": np.inf, "ymax": -np.inf}
+
+    def _accumulate_stats(self, enc: dict, res: dict, n: int, planes: int) -> None:
+        st = self._stats
+        st["mvms"] += n
+        st["abs_sum"] += float(enc["abs_sum"].sum())
+        st["sq_sum"] += float(enc["sq_sum"].sum())
+        if self.hw.adc is not None:
+            st["clip"] += int(res["clip"].sum())
+            st["conversions"] += n * planes * self.n_row_tiles * self.n_slices * self.out_features
+        if n:
+            st["xmin"] = min(st["xmin"], float(enc["xmin"].min()))
+            st["xmax"] = max(st["xmax"], float(enc["xmax"].max()))
+            st["ymin"] = min(st["ymin"], float(res["ymin"].min()))
+            st["ymax"] = max(st["ymax"], float(res["ymax"].max()))
+
+    def stats(self) -> dict:
+        """This layer's entry of ``collect_stats`` (see there)."""
+        st = self._stats
+        elems = max(st["mvms"] * self.in_features, 1)
+        seen = st["mvms"] > 0
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "mvms": st["mvms"],
+            "mean_abs_x_norm": min(st["abs_sum"] / elems, 1.0),
+            "mean_x2_norm": min(st["sq_sum"] / elems, 1.0),
+            "mean_g_us": self.state.mean_g_us,
+            "adc_clip_fraction": st["clip"] / st["conversions"] if st["conversions"] else 0.0,
+            "x_range": [st["xmin"], st["xmax"]] if seen else [0.0, 0.0],
+            "y_range": [st["ymin"], st["ymax"]] if seen else [0.0, 0.0],
+        }
+
+    def extra_repr(self) -> str:
+        return (f"{self.name}: in={self.in_features}, out={self.out_features}, tiles="
+                f"{self.n_slices}x{self.n_row_tiles}x{self.n_col_tiles}, card={self.hw.name}, "
+                f"t={self.state.t_s:g} s")
+
+
+# --------------------------------------------------------------------------- model-level API
+
+def _record_inputs(model: nn.Module, calibration: Any, max_vectors: int) -> dict[str, torch.Tensor]:
+    """Run ``calibration`` on ``model`` with hooks on every nn.Linear; return inputs per module name."""
+    store: dict[str, list[torch.Tensor]] = {}
+    hooks = []
+
+    def hook(name):
+        def fn(_mod, args):
+            x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float32)
+            store.setdefault(name, []).append(x)
+            total = sum(t.shape[0] for t in store[name])
+            if total > 4 * max_vectors:  # keep memory bounded: thin evenly
+                cat = torch.cat(store[name])
+                store[name] = [cat[torch.linspace(0, cat.shape[0] - 1, max_vectors).long()]]
+        return fn
+
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Linear):
+            hooks.append(mod.register_forward_pre_hook(hook(name)))
+    try:
+        with torch.no_grad():
+            if callable(calibration):
+                calibration(model)
+            else:
+                batches = calibration if isinstance(calibration, list) else [calibration]
+                for b in batches:
+                    model(*b) if isinstance(b, tuple) else model(b)
+    finally:
+        for h in hooks:
+            h.remove()
+    out = {}
+    for name, parts in store.items():
+        cat = torch.cat(parts)
+        if cat.shape[0] > max_vectors:
+            cat = cat[torch.linspace(0, cat.shape[0] - 1, max_vectors).long()]
+        out[name] = cat
+    return out
+
+
+def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
+              calibration: Callable[[nn.Module], Any] | torch.Tensor | tuple | list | None = None,
+              max_calibration_vectors: int = 4096) -> nn.Module:
+    """A copy of ``model`` with every ``nn.Linear`` replaced by a programmed ``AnalogLinear``.
+
+    ``hw``: a ``Hardware`` or a card name/path. ``seed``: programming and read noise (per layer streams).
+    ``calibration``: ``calibration(model)`` running forward passes, or inputs (see module docstring);
+    None falls back to dynamic input ranges and synthetic ADC calibration (warning). The copy is at drift
+    time 0; ``model`` itself is untouched.
+    """
+    if not isinstance(hw, Hardware):
+        hw = load_hardware(hw)
+    if hw.kind != "analog":
+        raise ValueError(f"{hw.name}: a GPU card cannot analogize a model; pick an analog card")
+    amodel = copy.deepcopy(model)
+    linears = [(n, m) for n, m in amodel.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("analogize: the model has no nn.Linear layers")
+    recorded = _record_inputs(amodel, calibration, max_calibration_vectors) if calibration is not None else {}
+    needs = (hw.dac is not None and hw.dac.input_range == "static") or \
+            (hw.adc is not None and hw.adc.output_range == "calibrated")
+    missing = [n for n, _ in linears if n not in recorded]
+    if needs and missing:
+        warnings.warn(f"analogize: no calibration data for {len(missing)} of {len(linears)} layers "
+                      f"(e.g. '{missing[0]}'): their inputs use dynamic abs-max ranges and their ADC "
+                      f"ranges come from synthetic inputs; pass calibration=... for static ranges",
+                      stacklevel=2)
+    for index, (name, lin) in enumerate(linears):
+        analog = AnalogLinear(lin.weight, lin.bias, hw, name=name, seed=seed, index=index,
+                              x_calib=recorded.get(name))
+        if not name:  # the model is itself one nn.Linear
+            return analog
+        parent_name, _, child = name.rpartition(".")
+        parent = amodel.get_submodule(parent_name) if parent_name else amodel
+        setattr(parent, child, analog)
+    return amodel
+
+
+def analog_layers(amodel: nn.Module) -> list[tuple[str, AnalogLinear]]:
+    layers = [(n, m) for n, m in amodel.named_modules() if isinstance(m, AnalogLinear)]
+    if not layers:
+        raise ValueError("the model has no analog layers; call analogize first")
+    return layers
+
+
+def set_drift_time(amodel: nn.Module, t_s: float) -> None:
+    """Move every analog layer of ``amodel`` to ``t_s`` seconds after programming (in place)."""
+    for _, layer in analog_layers(amodel):
+        layer.set_drift_time(t_s)
+
+
+def collect_stats(amodel: nn.Module) -> dict:
+    """Activation statistics since analogize / the last ``reset_stats``, for the energy estimator::
+
+        {"layers": {name: {"in_features", "out_features", "mvms" (input vectors seen),
+                           "mean_abs_x_norm" (mean |x| / DAC full scale, in [0, 1]),
+                           "mean_x2_norm" (mean x² / full scale²), "mean_g_us" (mean device
+                           conductance over both devices of each pair, µS, at the current drift time),
+                           "adc_clip_fraction", "x_range": [lo, hi], "y_range": [lo, hi]}}}
+
+    x statistics are of the normalized DAC levels (after rounding; bit-serial: of the whole value).
+    """
+    return {"layers": {name: layer.stats() for name, layer in analog_layers(amodel)}}
+
+
+def reset_stats(amodel: nn.Module) -> None:
+    for _, layer in analog_layers(amodel):
+        layer.reset_stats()

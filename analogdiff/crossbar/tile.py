@@ -1,0 +1,163 @@
+"""Programmed crossbar tiles: devices + drift + wires bound to a card, and their MVM.
+
+A ``Tile`` holds K physically independent tiles of one geometry (K = 1 is one tile; a layer batches all
+of its tiles into one object so that programming and matmuls are vectorized). Each tile is ``rows`` ×
+``cols`` differential pairs, laid out as rows × 2·cols devices with the g+ and g− of output j in
+adjacent device columns 2j, 2j+1 (``mapping.interleave_pairs``); both share the row wire.
+
+State: ``Tile(...)`` programs once (programming noise, stuck devices, drift exponents — all from the
+generator it is given); ``at_time(t_s)`` returns the ``TileState`` t_s seconds after programming: the
+effective differential matrix (wires folded in), the per-read noise variance, the drift-compensation
+factor and the mean conductance. ``mvm`` is stateless given a state and explicit standard normals.
+
+Units: conductances µS; inputs are normalized row voltages (v / V_read, DAC full scale = 1); an output
+``y`` in µS means a column current of y · V_read · 1e-6 A.
+
+Approximations, stated: read noise is drawn per device as independent Gaussians and enters the column
+through the wires scaled by each device's own attenuation a_ij = clip(G_eff_ij / g_ij, 0, 1) (first
+order in the IR drop); padded positions of a partly used tile hold no device (g = 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..config import Device, Drift, Wire
+from . import devices
+from .mapping import interleave_pairs, pair_difference
+
+# Clock of 1/f noise when a card has no [drift] table: the Drift default t0_s (config.py), so the noise
+# magnitude does not depend on whether drift is switched on.
+_DEFAULT_T0_S = Drift.__dataclass_fields__["t0_s"].default
+
+
+@dataclass(frozen=True)
+class TileState:
+    """K tiles at one time after programming."""
+
+    t_s: float
+    w_eff_us: torch.Tensor          # (K, rows, cols) µS, differential effective matrix (g+ − g−, wires in)
+    read_var_us2: torch.Tensor | None  # (K, rows, cols) µS², variance of one read of each pair
+    alpha: torch.Tensor             # (K,) drift compensation factor (1 when off)
+    mean_g_us: float                # mean conductance over all present devices, µS
+    g_dev_us: torch.Tensor          # (K, rows, 2·cols) µS device conductances at t_s
+
+
+class Tile:
+    """K programmed tiles (see module docstring). ``present`` marks real pairs (False = padding)."""
+
+    def __init__(self, g_pos_us: torch.Tensor, g_neg_us: torch.Tensor, present: torch.Tensor,
+                 device: Device, drift: Drift | None, wire: Wire | None, gen: torch.Generator,
+                 ref_seed: int = 0):
+        if g_pos_us.shape != g_neg_us.shape or g_pos_us.dim() != 3:
+            raise ValueError("Tile: g_pos_us and g_neg_us must both be (K, rows, cols)")
+        self.device, self.drift, self.wire = device, drift, wire
+        self.ref_seed = ref_seed
+        self.present = interleave_pairs(present, present)  # (K, rows, 2·cols) bool
+        g_target = interleave_pairs(g_pos_us, g_neg_us).to(torch.float64) * self.present
+        self.g_target_us = g_target
+        d = device
+        # programming: program-and-verify error, then stuck devices, then drift exponents (fixed order)
+        if d.prog_noise is not None:
+            self.prog_std_us = devices.prog_noise_std_us(g_target, d.prog_noise, d.g_max_us,
+                                                         d.prog_noise_std_us, d.prog_noise_scale)
+            g_prog = devices.program_conductances(g_target, self.prog_std_us, gen)
+        else:
+            self.prog_std_us = torch.zeros_like(g_target)
+            g_prog = g_target.clone()
+        on, off = devices.stuck_masks(g_target.shape, d.stuck_on_fraction, d.stuck_off_fraction, gen)
+        self.stuck = (on | off) & self.present
+        g_prog = torch.where(on, torch.full_like(g_prog, d.g_max_us), g_prog)
+        g_prog = torch.where(off, torch.full_like(g_prog, d.g_min_us), g_prog)
+        self.g_prog_us = g_prog * self.present
+        self.nu = self.relax_z = None
+        if drift is not None:
+            if drift.model == "rram-wan2022":
+                z = torch.randn(g_target.shape, generator=gen, dtype=torch.float64)
+                self.relax_z = torch.where(self.stuck, 0.0, z)
+            else:
+                nu = devices.sample_drift_nu(g_target, drift.model, d.g_max_us, gen, drift.nu_mean,
+                                             drift.nu_std)
+                self.nu = torch.where(self.stuck, 0.0, nu)
+        self._reference = None
+        self._reference = self._readout(self._state_parts(0.0))  # (K,) reference read at programming
+
+    # ----------------------------------------------------------------- state at a time
+
+    def conductances_at(self, t_s: float) -> torch.Tensor:
+        """Device conductances (K, rows, 2·cols) µS, t_s seconds after programming (no read noise)."""
+        if t_s < 0:
+            raise ValueError(f"drift time must be >= 0 s, got {t_s}")
+        dr = self.drift
+        if dr is None or t_s == 0:
+            return self.g_prog_us.clone()
+        if dr.model == "rram-wan2022":
+            # the fits' clock is time since programming; it starts at t0_s (1 s, the first fit)
+            g = devices.relax_conductances(self.g_prog_us, self.g_target_us, self.relax_z,
+                                           t_s + dr.t0_s, self.device.g_max_us, self.prog_std_us)
+            return g * self.present
+        return devices.drift_conductances(self.g_prog_us, self.nu, t_s, dr.t0_s)
+
+    def _state_parts(self, t_s: float):
+        d = self.device
+        g = self.conductances_at(t_s)
+        if self.wire is not None:
+            from .wires import effective_conductance
+
+            g_eff = torch.stack([torch.as_tensor(effective_conductance(gk * 1e-6, self.wire.r_row_ohm,
+                                                                       self.wire.r_col_ohm))
+                                 for gk in g]) * 1e6  # (K, rows, 2·cols) µS
+        else:
+            g_eff = g
+        var = None
+        if d.read_noise is not None:
+            t0 = self.drift.t0_s if self.drift is not None else _DEFAULT_T0_S
+            std = devices.read_noise_std_us(g, self.g_prog_us, d.read_noise, d.g_max_us, t_s, t0,
+                                            d.t_read_s, d.read_noise_rel, d.read_noise_scale)
+            std = std * self.present
+            if self.wire is not None:
+                atten = torch.where(g > 0, (g_eff / g.clamp(min=1e-30)).clamp(0.0, 1.0),
+                                    torch.ones_like(g))
+                std = std * atten
+            var_dev = std ** 2
+            var = var_dev[..., 0::2] + var_dev[..., 1::2]  # (K, rows, cols) µS²
+        return g, pair_difference(g_eff), var
+
+    def _readout(self, parts) -> torch.Tensor:
+        """Global drift-compensation read (aihwkit GlobalDriftCompensation): one-hot inputs on every row,
+        mean |output| over the tile, read noise included (one read from a generator fixed by ref_seed)."""
+        _, w, var = parts
+        if var is not None:
+            gen = torch.Generator().manual_seed(self.ref_seed)
+            w = w + var.sqrt() * torch.randn(w.shape, generator=gen, dtype=w.dtype)
+        return w.abs().mean(dim=(1, 2)).clamp(min=1e-12)
+
+    def at_time(self, t_s: float) -> TileState:
+        parts = self._state_parts(t_s)
+        g, w, var = parts
+        comp = self.drift is not None and self.drift.compensation == "global"
+        alpha = self._reference / self._readout(parts) if comp else torch.ones(w.shape[0],
+                                                                                dtype=torch.float64)
+        n_dev = int(self.present.sum())
+        mean_g = float(g.sum() / max(n_dev, 1))
+        return TileState(t_s=t_s, w_eff_us=w, read_var_us2=var, alpha=alpha, mean_g_us=mean_g,
+                         g_dev_us=g)
+
+    # ----------------------------------------------------------------- MVM
+
+    @staticmethod
+    def mvm(x: torch.Tensor, state: TileState, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Column outputs (K, N, cols) µS for normalized row inputs x (K, N, rows).
+
+        ``z``: standard normals (K, N, cols) for the read noise (needed when the state has read noise).
+        Independent Gaussian device noise per read makes each output Gaussian with variance
+        Σ_i x_i² σ_ij², so it is drawn exactly at output level: y = x @ W + sqrt(x² @ σ²) · z.
+        """
+        x = x.to(state.w_eff_us.dtype)
+        y = torch.bmm(x, state.w_eff_us)
+        if state.read_var_us2 is not None:
+            if z is None:
+                raise ValueError("Tile.mvm: read noise is on; pass standard normals z")
+            y = y + torch.bmm(x * x, state.read_var_us2).clamp(min=0).sqrt() * z.to(y.dtype)
+        return y

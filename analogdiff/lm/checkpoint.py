@@ -1,0 +1,142 @@
+"""Model checkpoints: weights as safetensors, the model card as JSON beside them. Nothing is ever unpickled.
+
+A checkpoint ``NAME.safetensors`` holds the backbone's state dict; ``NAME.json`` is the model card, a dict
+with at least ``kind`` ("mdlm"|"ar"), ``shape`` (see :class:`~analogdiff.lm.model.Shape`) and ``vocab``
+(the characters, the mask token being one more id). Shipped checkpoints live in ``analogdiff/lm/checkpoints``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import torch
+
+from .corpus import Vocab
+from .model import KINDS, CharLM, Shape
+
+CHECKPOINT_DIR = pathlib.Path(__file__).parent / "checkpoints"
+SHIPPED = ("shakespeare-mdlm", "shakespeare-ar")
+
+
+def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path, metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` to ``path`` (safetensors), atomically."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
+    _atomic_write_bytes(pathlib.Path(path), data)
+
+
+def load_tensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file; any defect (missing, truncated, corrupt) is a one-line ``ValueError``."""
+    from safetensors import safe_open
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint: weights file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except Exception as e:  # safetensors raises several types for bad files
+        raise ValueError(f"checkpoint: {path} is not a readable safetensors file ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
+
+
+def write_json(obj, path) -> None:
+    _atomic_write_bytes(pathlib.Path(path), (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def read_json(path) -> dict:
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint: model card {path} does not exist")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"checkpoint: model card {path} is not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"checkpoint: model card {path} must hold a JSON object")
+    return obj
+
+
+def save_model(model: CharLM, path, extra_card: dict | None = None) -> pathlib.Path:
+    """Write ``model`` to ``path`` (``.safetensors``) and its card to the ``.json`` beside it."""
+    path = pathlib.Path(path).with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    card = dict(model.card)
+    card.update(extra_card or {})
+    card["kind"] = model.kind
+    card["shape"] = model.shape.to_dict()
+    card["vocab"] = model.vocab.chars
+    save_tensors(model.backbone.state_dict(), path, metadata={"kind": model.kind})
+    write_json(card, path.with_suffix(".json"))
+    return path
+
+
+def resolve(name_or_path) -> pathlib.Path:
+    """A shipped model name or a path → the ``.safetensors`` path."""
+    if isinstance(name_or_path, str) and name_or_path in SHIPPED:
+        return CHECKPOINT_DIR / f"{name_or_path}.safetensors"
+    path = pathlib.Path(name_or_path)
+    if path.suffix in (".safetensors", ".json") or os.sep in str(name_or_path) or path.exists():
+        return path.with_suffix(".safetensors")
+    raise ValueError(f"model: unknown name {str(name_or_path)!r}; shipped models: {', '.join(SHIPPED)} "
+                     f"(or a path to a .safetensors file)")
+
+
+def model_from_card(card: dict, where: str = "model card") -> CharLM:
+    """An untrained :class:`CharLM` built from a card's ``kind``, ``shape`` and ``vocab``."""
+    kind = card.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    shape_dict = card.get("shape")
+    if not isinstance(shape_dict, dict):
+        raise ValueError(f"{where}: missing 'shape' object")
+    try:
+        shape = Shape(**shape_dict)
+    except TypeError as e:
+        raise ValueError(f"{where}: bad shape ({e})") from None
+    chars = card.get("vocab")
+    if not isinstance(chars, str):
+        raise ValueError(f"{where}: 'vocab' must be a string of characters")
+    vocab = Vocab(chars)
+    if shape.vocab_size != vocab.size:
+        raise ValueError(f"{where}: shape.vocab_size={shape.vocab_size} disagrees with the vocabulary "
+                         f"({len(chars)} characters + mask = {vocab.size})")
+    return CharLM(kind, shape, vocab, card=card)
+
+
+def load_model(name_or_path) -> CharLM:
+    """Load a shipped model (``shakespeare-mdlm``, ``shakespeare-ar``) or a ``.safetensors`` path + card.
+
+    Errors (unknown name, missing/truncated/corrupt file, card and weights disagreeing) are one-line
+    ``ValueError``s. The model is returned in eval mode.
+    """
+    path = resolve(name_or_path)
+    card = read_json(path.with_suffix(".json"))
+    where = f"model card {path.with_suffix('.json')}"
+    try:
+        model = model_from_card(card, where)
+    except ValueError as e:
+        raise ValueError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
+    tensors, _ = load_tensors(path)
+    expected = model.backbone.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"checkpoint {path}: weights disagree with the card (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]})")
+    for key, ref in expected.items():
+        if tensors[key].shape != ref.shape:
+            raise ValueError(f"checkpoint {path}: {key} has shape {tuple(tensors[key].shape)}, the card's shape "
+                             f"needs {tuple(ref.shape)}")
+        if not torch.isfinite(tensors[key]).all():
+            raise ValueError(f"checkpoint {path}: {key} holds non-finite values")
+    model.backbone.load_state_dict(tensors)
+    return model.eval()

@@ -1,0 +1,197 @@
+"""The transformer backbone: pre-LayerNorm, rotary positions, GELU MLP, every learned matmul an ``nn.Linear``.
+
+One code path for both models; ``causal=True`` gives the autoregressive twin, ``causal=False`` the
+bidirectional denoiser of the masked diffusion LM. The backbone knows nothing about diffusion or hardware:
+it maps token ids (B, T) to logits (B, T, V). Linear layers are only *called* at forward time (never
+inspected), so a copy whose ``nn.Linear`` modules were swapped for analog ones runs the same code.
+
+Positions are rotary (RoPE, Su et al. 2021; as in the MDLM and LLaDA backbones): the bidirectional denoiser
+must find a masked character's neighbours, which relative positions give from the start, whereas learned
+absolute positions left a 1.9M-parameter MDLM stuck at unigram level for its first ~2M training tokens.
+Rotary embeddings have no parameters (a fixed rotation of q and k, done digitally).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .corpus import Vocab
+
+KINDS = ("mdlm", "ar")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Model shape; ``card["shape"]`` is ``asdict(shape)`` and the energy estimator reads these keys."""
+
+    name: str
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    d_ff: int
+    vocab_size: int
+    context_len: int
+    mlp: str = "gelu"
+
+    def __post_init__(self):
+        for field in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size", "context_len"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"shape.{field}: must be a positive integer, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"shape.n_heads: must divide d_model={self.d_model}, got {self.n_heads}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"shape.n_kv_heads: must divide n_heads={self.n_heads}, got {self.n_kv_heads}")
+        if self.mlp != "gelu":
+            raise ValueError(f"shape.mlp: must be 'gelu', got {self.mlp!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rotary_tables(context_len: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin tables for rotary embeddings: each (context_len, head_dim // 2)."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)  # (hd/2,)
+    angle = torch.arange(context_len, dtype=torch.float64)[:, None] * inv_freq  # (T, hd/2)
+    return angle.cos().float(), angle.sin().float()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[..., :hd/2], x[..., hd/2:]) of ``x`` (B, nh, T, hd) by position-dependent angles."""
+    x1, x2 = x.chunk(2, dim=-1)  # (B, nh, T, hd/2) each
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (B, nh, T, hd)
+
+
+class Attention(nn.Module):
+    def __init__(self, shape: Shape, causal: bool):
+        super().__init__()
+        self.n_heads, self.n_kv_heads = shape.n_heads, shape.n_kv_heads
+        self.head_dim = shape.d_model // shape.n_heads
+        self.causal = causal
+        self.qkv = nn.Linear(shape.d_model, (shape.n_heads + 2 * shape.n_kv_heads) * self.head_dim)
+        self.out = nn.Linear(shape.n_heads * self.head_dim, shape.d_model)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape  # (B, T, C)
+        q, k, v = self.qkv(x).split(
+            [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], dim=-1
+        )
+        q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+        k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        q, k = apply_rotary(q, cos[:T], sin[:T]), apply_rotary(k, cos[:T], sin[:T])
+        if self.n_kv_heads != self.n_heads:
+            repeat = self.n_heads // self.n_kv_heads
+            k = k.repeat_interleave(repeat, dim=1)  # (B, nh, T, hd)
+            v = v.repeat_interleave(repeat, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, nh, T, hd)
+        y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, C)
+        return self.out(y)  # (B, T, C)
+
+
+class MLP(nn.Module):
+    def __init__(self, shape: Shape):
+        super().__init__()
+        self.up = nn.Linear(shape.d_model, shape.d_ff)
+        self.down = nn.Linear(shape.d_ff, shape.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.gelu(self.up(x)))  # (B, T, C) → (B, T, F) → (B, T, C)
+
+
+class Block(nn.Module):
+    def __init__(self, shape: Shape, causal: bool):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(shape.d_model)
+        self.attn = Attention(shape, causal)
+        self.ln2 = nn.LayerNorm(shape.d_model)
+        self.mlp = MLP(shape)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cos, sin)  # (B, T, C)
+        return x + self.mlp(self.ln2(x))  # (B, T, C)
+
+
+class Backbone(nn.Module):
+    """Token ids (B, T) → logits (B, T, vocab_size). ``causal`` selects the attention mask."""
+
+    def __init__(self, shape: Shape, causal: bool):
+        super().__init__()
+        self.shape, self.causal = shape, causal
+        self.tok_emb = nn.Embedding(shape.vocab_size, shape.d_model)
+        if (shape.d_model // shape.n_heads) % 2:
+            raise ValueError(f"shape.n_heads: d_model / n_heads must be even for rotary positions, got "
+                             f"{shape.d_model}/{shape.n_heads}")
+        cos, sin = rotary_tables(shape.context_len, shape.d_model // shape.n_heads)
+        self.register_buffer("rope_cos", cos, persistent=False)  # (T, hd/2), not in the state dict
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.blocks = nn.ModuleList(Block(shape, causal) for _ in range(shape.n_layers))
+        self.ln_f = nn.LayerNorm(shape.d_model)
+        self.head = nn.Linear(shape.d_model, shape.vocab_size)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        T = ids.shape[1]
+        if T > self.shape.context_len:
+            raise ValueError(f"ids: sequence length {T} exceeds context_len={self.shape.context_len}")
+        x = self.tok_emb(ids)  # (B, T, C)
+        for block in self.blocks:
+            x = block(x, self.rope_cos, self.rope_sin)  # (B, T, C)
+        return self.head(self.ln_f(x))  # (B, T, V)
+
+
+def init_weights(module: nn.Module, n_layers: int, gen: torch.Generator) -> None:
+    """GPT-2 style init from ``gen``: N(0, 0.02), residual output projections scaled by 1/sqrt(2 n_layers)."""
+    for name, p in module.named_parameters():
+        if name.endswith("bias"):
+            torch.nn.init.zeros_(p)
+        elif "ln" in name.split(".")[-2]:
+            torch.nn.init.ones_(p)
+        else:
+            std = 0.02 / (2 * n_layers) ** 0.5 if name.endswith(("out.weight", "down.weight")) else 0.02
+            with torch.no_grad():
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+
+
+class CharLM(nn.Module):
+    """A character language model: the backbone plus what it is (``kind``), its ``vocab`` and model ``card``.
+
+    ``kind == "mdlm"``: bidirectional denoiser of the absorbing-state masked diffusion LM.
+    ``kind == "ar"``: causal next-character model. ``forward(ids)`` returns logits (B, T, V) with the mask
+    token's logit set to -inf (no model ever predicts the mask; SUBS for the MDLM).
+    """
+
+    def __init__(self, kind: str, shape: Shape, vocab: Vocab = Vocab(), card: dict | None = None,
+                 seed: int = 0):
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind: must be one of {', '.join(KINDS)}, got {kind!r}")
+        if shape.vocab_size != vocab.size:
+            raise ValueError(f"shape.vocab_size: {shape.vocab_size} disagrees with the vocabulary ({vocab.size})")
+        self.kind, self.vocab = kind, vocab
+        self.card = dict(card or {})
+        self.card.setdefault("kind", kind)
+        self.card["shape"] = shape.to_dict()
+        self.backbone = Backbone(shape, causal=(kind == "ar"))
+        init_weights(self.backbone, shape.n_layers, torch.Generator().manual_seed(seed))
+
+    @property
+    def shape(self) -> Shape:
+        return self.backbone.shape
+
+    @property
+    def mask_id(self) -> int:
+        return self.vocab.mask_id
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        logits = self.backbone(ids)  # (B, T, V)
+        mask_col = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+        mask_col[self.mask_id] = True
+        return logits.masked_fill(mask_col, float("-inf"))  # (B, T, V), never predicts the mask
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

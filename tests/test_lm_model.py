@@ -1,0 +1,88 @@
+"""Backbone: causal vs bidirectional masks, plain nn.Linear matmuls, SUBS mask logit, parameter count."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from analogdiff.lm.model import CharLM, Shape, n_params
+
+SHAPE = Shape("tiny", n_layers=2, d_model=16, n_heads=2, n_kv_heads=2, d_ff=32, vocab_size=64, context_len=12)
+
+
+def _ids(seed=0):
+    return torch.randint(0, 63, (2, 12), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("kind", ["ar", "mdlm"])
+def test_attention_mask(kind):
+    model = CharLM(kind, SHAPE, seed=1).eval()
+    x = _ids()
+    y = x.clone()
+    j = 7
+    y[:, j] = (y[:, j] + 1) % 63  # change one position
+    with torch.no_grad():
+        dx, dy = model(x)[..., :-1], model(y)[..., :-1]  # drop the -inf mask column
+    before = (dx[:, :j] - dy[:, :j]).abs().max()
+    if kind == "ar":
+        assert before == 0  # the future is hidden from every earlier position
+    else:
+        assert before > 1e-6  # bidirectional: earlier positions see the change
+    assert (dx[:, j:] - dy[:, j:]).abs().max() > 1e-6
+
+
+class PlainMatmul(nn.Module):
+    """A non-Linear stand-in: what analogize() will do (swap every nn.Linear)."""
+
+    def __init__(self, linear):
+        super().__init__()
+        self.w = linear.weight.detach().clone()
+        self.b = linear.bias.detach().clone()
+
+    def forward(self, x):
+        return torch.einsum("...i,oi->...o", x, self.w) + self.b
+
+
+def _swap_linears(module):
+    for name, child in module.named_children():
+        if isinstance(child, nn.Linear):
+            setattr(module, name, PlainMatmul(child))
+        else:
+            _swap_linears(child)
+
+
+@pytest.mark.parametrize("kind", ["ar", "mdlm"])
+def test_every_matmul_is_a_swappable_linear(kind):
+    model = CharLM(kind, SHAPE, seed=2).eval()
+    kinds = {type(m) for m in model.modules() if not list(m.children())}
+    assert kinds <= {nn.Linear, nn.Embedding, nn.LayerNorm}
+    swapped = copy.deepcopy(model)
+    _swap_linears(swapped)
+    assert not any(isinstance(m, nn.Linear) for m in swapped.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(swapped(_ids(1)), model(_ids(1)), rtol=1e-5, atol=1e-5)
+
+
+def test_mask_is_never_predicted():
+    model = CharLM("mdlm", SHAPE)
+    logits = model(_ids())
+    assert torch.isneginf(logits[..., model.mask_id]).all()
+    assert torch.isfinite(logits[..., :model.mask_id]).all()
+
+
+def test_parameter_count_by_hand():
+    d, f, v, c, n = 16, 32, 64, 12, 2
+    per_layer = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d)
+    expected = v * d + n * per_layer + 2 * d + (d * v + v)  # rotary positions: no parameters
+    assert n_params(CharLM("ar", SHAPE)) == expected == n_params(CharLM("mdlm", SHAPE))
+
+
+def test_same_seed_same_init_and_bad_shapes():
+    a, b = CharLM("ar", SHAPE, seed=5), CharLM("ar", SHAPE, seed=5)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    with pytest.raises(ValueError, match="n_heads"):
+        Shape("x", 1, 10, 3, 3, 8, 64, 8)
+    with pytest.raises(ValueError, match="kind"):
+        CharLM("gpt", SHAPE)
+    with pytest.raises(ValueError, match="context_len"):
+        CharLM("ar", SHAPE)(torch.zeros(1, 13, dtype=torch.long))
