@@ -248,7 +248,7 @@ def _run_generate(args) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- validate-circuits (crossbar.spice)
+# ---------------------------------------------------------------------- validate-circuits (crossbar.spice)
 
 def _add_validate_circuits(sub) -> None:
     p = sub.add_parser("validate-circuits",

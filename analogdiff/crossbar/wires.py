@@ -233,7 +233,7 @@ def _laplacian_diagonal(s: np.ndarray) -> np.ndarray:
 
 
 def _schur(k: np.ndarray, keep: int) -> np.ndarray:
-    """Eliminate the nodes after the first ``keep`` from a batch of Laplacians (B, n, n) -> (B, keep, keep)."""
+    """Eliminate the nodes after the first ``keep`` from Laplacians (B, n, n) -> (B, keep, keep)."""
     kpi = np.ascontiguousarray(k[:, :keep, keep:])
     s = k[:, :keep, :keep] - kpi @ np.linalg.solve(k[:, keep:, keep:], k[:, keep:, :keep])
     return _laplacian_diagonal(s)
@@ -387,14 +387,14 @@ def nodal_column_currents(g_s, v_rows, r_row_ohm: float, r_col_ohm: float):
     row_node = cell if r_row > 0 else np.broadcast_to(src[:, None], (rows, cols))
     col_base = n_cells if r_row > 0 else 0
     col_node = col_base + cell if r_col > 0 else np.broadcast_to(amp[None, :], (rows, cols))
-    a, b, w = [row_node.ravel()], [col_node.ravel()], [g.ravel()]
+    edges = [(row_node, col_node, g)]                                  # (from, to, conductance S)
     if r_row > 0:
         west = np.concatenate([src[:, None], row_node[:, :-1]], axis=1)
-        a.append(west.ravel()), b.append(row_node.ravel()), w.append(np.full(n_cells, 1 / r_row))
+        edges.append((west, row_node, np.full((rows, cols), 1 / r_row)))
     if r_col > 0:
         south = np.concatenate([col_node[1:], amp[None, :]], axis=0)
-        a.append(col_node.ravel()), b.append(south.ravel()), w.append(np.full(n_cells, 1 / r_col))
-    a, b, w = np.concatenate(a), np.concatenate(b), np.concatenate(w)
+        edges.append((col_node, south, np.full((rows, cols), 1 / r_col)))
+    a, b, w = (np.concatenate([np.ravel(e[k]) for e in edges]) for k in range(3))
     n_all = n_unknown + rows + cols
     lap = sp.coo_matrix((np.concatenate([w, w, -w, -w]),
                          (np.concatenate([a, b, a, b]), np.concatenate([a, b, b, a]))),
