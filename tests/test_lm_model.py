@@ -71,7 +71,7 @@ def test_mask_is_never_predicted():
 
 
 def test_parameter_count_by_hand():
-    d, f, v, c, n = 16, 32, 64, 12, 2
+    d, f, v, n = 16, 32, 64, 2
     per_layer = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d)
     expected = v * d + n * per_layer + 2 * d + (d * v + v)  # rotary positions: no parameters
     assert n_params(CharLM("ar", SHAPE)) == expected == n_params(CharLM("mdlm", SHAPE))

@@ -33,6 +33,10 @@ _RUNTIME_ONLY = ("out", "threads", "progress", "checkpoint_every", "final_eval_c
 _RETARGETABLE = ("steps",)
 
 
+ARCHITECTURE = ("pre-LayerNorm transformer, rotary positions, GELU MLP, untied output head; "
+                "bidirectional attention for mdlm, causal for ar")
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``train`` arguments to ``parser`` (shared by the CLI and ``python -m analogdiff.lm.train``)."""
     a = parser.add_argument
@@ -221,6 +225,7 @@ def _finish(model: CharLM, args, info: dict, out: pathlib.Path) -> pathlib.Path:
         "kind": args.model,
         "description": ("character-level masked diffusion LM (MDLM, absorbing mask, linear schedule)"
                         if args.model == "mdlm" else "character-level autoregressive LM (causal twin)"),
+        "architecture": ARCHITECTURE,
         "n_params": n_params(model),
         "split": {s: list(corpus.split_plays(s)) for s in corpus.SPLITS},
         "training": {"steps": info["step"], "tokens_seen": info["tokens_seen"], "wall_time_s": round(info["wall_s"], 1),
