@@ -57,16 +57,19 @@ def _run_presets(args) -> int:
 # --------------------------------------------------------------------------- train
 
 def _add_train(sub) -> None:
-    from analogdiff.lm.train import add_train_arguments
-
-    p = sub.add_parser("train", help="train the character MDLM or its autoregressive twin (resumable)")
-    add_train_arguments(p)
+    # The real arguments live in analogdiff.lm.train (which imports torch): they are parsed in _run_train so
+    # that building this parser stays fast for every other subcommand. `analogdiff train --help` shows them.
+    p = sub.add_parser("train", add_help=False,
+                       help="train the character MDLM or its autoregressive twin (resumable)")
+    p.set_defaults(train_args=[])
 
 
 def _run_train(args) -> int:
-    from analogdiff.lm.train import run_train
+    from analogdiff.lm.train import add_train_arguments, run_train
 
-    run_train(args)
+    parser = add_train_arguments(argparse.ArgumentParser(
+        prog="analogdiff train", description="Train the character MDLM or its autoregressive twin (resumable)."))
+    run_train(parser.parse_args(args.train_args))
     return 0
 
 
@@ -309,7 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "train":
+        args.train_args = extra  # parsed by the train parser itself (see _add_train)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return COMMANDS[args.command][1](args)
     except (ValueError, FileNotFoundError) as e:  # ConfigError is a ValueError
