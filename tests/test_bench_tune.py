@@ -53,7 +53,9 @@ def test_sigkill_loses_no_finished_trial_and_rerun_continues(space, tmp_path):
     out = tmp_path / "study"
     cmd = [sys.executable, "-m", "analogdiff", "tune", "--trials", "8", "--out", str(out), "--space", str(space),
            "--workers", "0", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "tune.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     complete = {}
     while time.time() < deadline and proc.poll() is None:
@@ -66,7 +68,7 @@ def test_sigkill_loses_no_finished_trial_and_rerun_continues(space, tmp_path):
             if len(complete) >= 3:
                 break
         time.sleep(0.1)
-    assert proc.poll() is None, "tune finished before it could be killed"
+    assert proc.poll() is None, f"tune ended before it could be killed: {log.read_text()[-800:]}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     _, killed = _trials(out / "study.db")
@@ -79,6 +81,11 @@ def test_sigkill_loses_no_finished_trial_and_rerun_continues(space, tmp_path):
     done = [t for t in final.values() if t[0] == "COMPLETE"]
     assert len(done) == 8
     assert not [t for t in final.values() if t[0] == "RUNNING"]
+    # a trial the kill interrupted was failed and its parameters run again
+    for n, t in killed.items():
+        if t[0] == "RUNNING":
+            assert final[n][0] == "FAIL"
+            assert any(u[0] == "COMPLETE" and u[2] == t[2] for u in final.values())
     # the front written is the brute-force front of the completed trials, and Optuna's
     info = json.loads((out / "pareto.json").read_text())
     assert info["objectives"] == ["bits_per_char", "energy_per_token_j"]

@@ -22,11 +22,18 @@ def default_workers() -> int:
 
 
 def run_single_threaded(fn: Callable, *args: Any) -> Any:
-    """Call ``fn(*args)`` with torch (and numba, once loaded) limited to one thread, restored afterwards."""
+    """Call ``fn(*args)`` with torch, the BLAS under NumPy and numba limited to one thread, restored
+    afterwards: the same operations in the same order wherever the task runs."""
+    import contextlib
     import sys
 
     import torch
 
+    try:  # installed with aihwkit's scikit-learn; without it NumPy's BLAS keeps its own thread count
+        from threadpoolctl import threadpool_limits
+        blas = threadpool_limits(limits=1)
+    except ImportError:
+        blas = contextlib.nullcontext()
     numba = sys.modules.get("numba")
     before = torch.get_num_threads()
     nb_before = numba.get_num_threads() if numba is not None else None
@@ -34,7 +41,8 @@ def run_single_threaded(fn: Callable, *args: Any) -> Any:
     if numba is not None:
         numba.set_num_threads(1)
     try:
-        return fn(*args)
+        with blas:
+            return fn(*args)
     finally:
         torch.set_num_threads(before)
         if numba is not None:

@@ -114,38 +114,40 @@ def accuracy_vs_power(points: Sequence[Mapping], stem, metric: str = "bits_per_c
 
 
 def accuracy_vs_drift(rows: Sequence[Mapping], stem, metric: str = "bits_per_char", title: str = ""):
-    """``metric`` (mean ± std over seeds) against drift time for each card and model of accuracy ``rows``.
+    """``metric`` (mean ± std over seeds) against drift time, one panel per model, one series per card.
     Cards without drift (one run for all times) are drawn as horizontal dashed lines."""
-    fig = _new_figure()
-    ax = fig.add_subplot()
     rows = [r for r in rows if _finite(r.get(metric))]
     if not rows:
         raise ValueError(f"accuracy_vs_drift: no row has {metric}")
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    fig = _new_figure(max(7.0, 4.6 * len(models)), 4.8)
+    axes = fig.subplots(1, len(models), squeeze=False)[0]
     colors = _colors([r["card"] for r in rows])
     times = sorted({r["drift_time_s"] for r in rows if r.get("drift_time_s") is not None}) or [1.0, 3600.0]
-    for g in aggregate(rows, ("card", "model", "model_kind"), [metric]):
-        sel = [r for r in rows if (r["card"], r["model"]) == (g["card"], g["model"])]
-        label = f"{g['card']} · {Path(str(g['model'])).stem}"
-        color = colors[g["card"]]
-        if all(r.get("drift_time_s") is None for r in sel):
-            ax.hlines(g[f"{metric}.mean"], times[0], times[-1], colors=[color], linestyles="dashed",
-                      label=f"{label} (no drift)")
-            continue
-        pts = aggregate(sel, ("drift_time_s",), [metric])
-        pts.sort(key=lambda p: p["drift_time_s"])
-        ax.errorbar([p["drift_time_s"] for p in pts], [p[f"{metric}.mean"] for p in pts],
-                    yerr=[p[f"{metric}.std"] for p in pts], fmt=_MARKERS.get(g["model_kind"], "D") + "-",
-                    color=color, capsize=3, ms=5, label=label)
-    ax.set_xscale("log")
-    ticks = [(t, s) for t, s in DRIFT_TICKS if times[0] / 1.5 <= t <= times[-1] * 1.5]
-    if ticks:
-        ax.set_xticks([t for t, _ in ticks], [s for _, s in ticks])
-    ax.set_xlabel("time since programming (s, log scale)")
-    ax.set_ylabel(metric_label(metric))
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7, loc="best")
+    for ax, model in zip(axes, models):
+        sel_m = [r for r in rows if r["model"] == model]
+        for g in aggregate(sel_m, ("card", "model_kind"), [metric]):
+            sel = [r for r in sel_m if r["card"] == g["card"]]
+            color = colors[g["card"]]
+            if all(r.get("drift_time_s") is None for r in sel):
+                ax.hlines(g[f"{metric}.mean"], times[0], times[-1], colors=[color], linestyles="dashed",
+                          label=f"{g['card']} (no drift)")
+                continue
+            pts = sorted(aggregate(sel, ("drift_time_s",), [metric]), key=lambda p: p["drift_time_s"] or 0.0)
+            ax.errorbar([p["drift_time_s"] for p in pts], [p[f"{metric}.mean"] for p in pts],
+                        yerr=[p[f"{metric}.std"] for p in pts], fmt=_MARKERS.get(g["model_kind"], "D") + "-",
+                        color=color, capsize=3, ms=5, label=g["card"])
+        ax.set_xscale("log")
+        ticks = [(t, s) for t, s in DRIFT_TICKS if times[0] / 1.5 <= t <= times[-1] * 1.5]
+        if ticks:
+            ax.set_xticks([t for t, _ in ticks], [s for _, s in ticks])
+        ax.set_xlabel("time since programming (s, log scale)")
+        ax.set_ylabel(metric_label(metric))
+        ax.set_title(Path(str(model)).stem, fontsize=9)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=7, loc="best")
     if title:
-        ax.set_title(title, fontsize=10)
+        fig.suptitle(title, fontsize=10)
     save(fig, stem)
     return fig
 

@@ -197,15 +197,29 @@ def _steps_section(gen) -> list[str]:
     return out
 
 
-_EST_COLS = ("shape", "model", "hardware", "card", "decode", "steps", "seq_len", "batch", "energy_per_token_j",
-             "latency_per_token_s", "energy_per_sequence_j", "tiles")
+_EST_COLS = ("shape", "card", "decode", "steps", "seq_len", "batch", "energy_per_token_j", "latency_per_token_s",
+             "energy_vs_ar", "tiles")
 
 
-def _estimator_section(rows) -> list[str]:
+def _estimator_section(rows, out_dir: Path) -> list[str]:
     cols = [c for c in _EST_COLS if any(c in r for r in rows)]
     out = ["## Estimator suite: published shapes", "",
-           "The estimator suite's own files (table, JSON, CSV, plots) are in `estimator/`.", ""]
+           "Energy and latency per generated token (batch 1; `energy_vs_ar`: energy per token relative to the "
+           "same shape's AR decode on the same card). The estimator suite's own files (table, JSON, CSV, plots) "
+           "are in `estimator/`.", ""]
     out += [table(cols, [[r.get(c) if not isinstance(r.get(c), str) else r[c] for c in cols] for r in rows]), ""]
+    est_json = out_dir / "estimator" / "estimator.json"
+    if est_json.is_file():
+        import json
+
+        anchors = json.loads(est_json.read_text()).get("anchors") or []
+        if anchors:
+            out += ["### Published anchors beside our numbers", "",
+                    table(["anchor", "ours", "published", "unit", "ratio", "target", "check"],
+                          [[a.get("anchor", ""), a.get("ours"), a.get("published"), a.get("unit", ""),
+                            a.get("ratio"), a.get("target", ""),
+                            f"{a.get('check', '')}: {dict([(True, 'pass'), (False, 'FAIL')]).get(a.get('pass'), '—')}"]
+                           for a in anchors]), ""]
     return out
 
 
@@ -237,7 +251,7 @@ def write_report(suite, rows: Sequence[Mapping], out_dir, meta: Mapping, figures
     if gen:
         lines += _steps_section(gen)
     if estr:
-        lines += _estimator_section(estr)
+        lines += _estimator_section(estr, out_dir)
     if figures:
         lines += ["## Figures", ""]
         for f in figures:

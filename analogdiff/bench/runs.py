@@ -23,7 +23,7 @@ from .results import flatten
 
 _MODELS: dict[str, Any] = {}
 _PROGRAMMED: OrderedDict = OrderedDict()
-_PROGRAMMED_MAX = 2
+_PROGRAMMED_MAX = 3
 
 
 def _model(ref: str):
@@ -49,18 +49,30 @@ def calibration_ids(model, n_windows: int = 4):
     return corpus.tiled_windows(ids, model.shape.context_len)[:n_windows]
 
 
-def programmed(model_ref: str, hw, seed: int):
-    """A fresh copy of ``model_ref`` analogized on ``hw`` with programming seed ``seed`` (cached per worker)."""
-    from analogdiff.crossbar.layers import analogize
+def programmed(model_ref: str, hw, seed: int, drift_time_s: float | None = None):
+    """A fresh copy of ``model_ref`` analogized on ``hw`` with programming seed ``seed`` and moved to
+    ``drift_time_s`` (None: left as programmed). The programmed and the drifted models are cached per worker;
+    ``set_drift_time`` resets each layer's read-noise generator, so a copy of a cached drifted model runs
+    exactly as a freshly drifted one."""
+    from analogdiff.crossbar.layers import analogize, set_drift_time
 
     key = (model_ref, repr(hw), seed)
     if key not in _PROGRAMMED:
         model = _model(model_ref)
         _PROGRAMMED[key] = analogize(model, hw, seed=seed, calibration=calibration_ids(model))
-        while len(_PROGRAMMED) > _PROGRAMMED_MAX:
-            _PROGRAMMED.popitem(last=False)
     _PROGRAMMED.move_to_end(key)
-    return copy.deepcopy(_PROGRAMMED[key])
+    base = _PROGRAMMED[key]
+    if drift_time_s is not None:
+        dkey = key + (float(drift_time_s),)
+        if dkey not in _PROGRAMMED:
+            drifted = copy.deepcopy(base)
+            set_drift_time(drifted, float(drift_time_s))
+            _PROGRAMMED[dkey] = drifted
+        _PROGRAMMED.move_to_end(dkey)
+        base = _PROGRAMMED[dkey]
+    while len(_PROGRAMMED) > _PROGRAMMED_MAX:
+        _PROGRAMMED.popitem(last=False)
+    return copy.deepcopy(base)
 
 
 def energy_shape(model):
@@ -81,7 +93,10 @@ def cost_metrics(report) -> dict:
     d = report.to_dict()
     keep = ("energy_per_token_j", "latency_per_token_s", "energy_per_sequence_j", "latency_per_sequence_s",
             "breakdown_j", "counts", "tiles")
-    return flatten({k: d[k] for k in keep if k in d})
+    out = flatten({k: d[k] for k in keep if k in d})
+    if "stats" in d:
+        out["priced_from_stats"] = bool(d["stats"])
+    return out
 
 
 STATS_KEYS = ("mean_abs_x_norm", "mean_x2_norm", "mean_g_us", "adc_clip_fraction")
@@ -99,15 +114,13 @@ def stats_summary(stats: dict) -> dict:
 
 
 def run_accuracy(unit: dict) -> list[dict]:
-    from analogdiff.crossbar.layers import collect_stats, set_drift_time
+    from analogdiff.crossbar.layers import collect_stats
     from analogdiff.energy import estimate
     from analogdiff.lm.evaluate import evaluate
 
     model = _model(unit["model"])
     hw = _hardware(unit)
-    amodel = programmed(unit["model"], hw, unit["seed"] if unit["seed"] is not None else 0)
-    if unit["drift_time_s"] is not None:
-        set_drift_time(amodel, unit["drift_time_s"])
+    amodel = programmed(unit["model"], hw, unit["seed"] if unit["seed"] is not None else 0, unit["drift_time_s"])
     metrics = evaluate(amodel, split="test", seed=unit["eval_seed"], max_chars=unit["eval_chars"],
                        t_samples=unit["t_samples"], gen_ppl=False)
     stats = collect_stats(amodel)
@@ -131,11 +144,10 @@ def run_generation(unit: dict) -> list[dict]:
     seq_len = min(unit["gen_len"], model.shape.context_len)
     stats = None
     if unit["card_kind"] == "analog":
-        from analogdiff.crossbar.layers import collect_stats, set_drift_time
+        from analogdiff.crossbar.layers import collect_stats
 
-        runner = programmed(unit["model"], hw, unit["seed"] if unit["seed"] is not None else 0)
-        if unit["drift_time_s"] is not None:
-            set_drift_time(runner, unit["drift_time_s"])
+        runner = programmed(unit["model"], hw, unit["seed"] if unit["seed"] is not None else 0,
+                            unit["drift_time_s"])
     else:
         runner = model  # a GPU runs the digital model
     steps = unit["steps"] if model.kind == "mdlm" else seq_len

@@ -203,9 +203,9 @@ def objective_names(sp: dict) -> list[str]:
 def run_trial(spec: dict) -> dict:
     """Objective values of one trial: mean over programming seeds. Raises ValueError for an unusable point."""
     from analogdiff.config import load_hardware
-    from analogdiff.crossbar.layers import collect_stats, set_drift_time
+    from analogdiff.crossbar.layers import collect_stats
     from analogdiff.energy import estimate
-    from analogdiff.lm import evaluate as ev
+    from analogdiff.lm.evaluate import bits_per_char, judge_perplexity, masked_accuracy, next_char_accuracy
     from analogdiff.lm.sampling import generate_ids
 
     from .runs import _model, cost_metrics, decode_for, energy_shape, programmed
@@ -215,18 +215,17 @@ def run_trial(spec: dict) -> dict:
     b = spec["budget"]
     per_seed = []
     for seed in spec["seeds"]:
-        amodel = programmed(spec["model"], hw, seed)
-        set_drift_time(amodel, spec["drift_time_s"])
+        amodel = programmed(spec["model"], hw, seed, spec["drift_time_s"])
         if spec["metric"] == "bits_per_char":
-            acc = ev.bits_per_char(amodel, "test", b["eval_chars"], b["t_samples"], spec["eval_seed"], b["batch_size"])
+            acc = bits_per_char(amodel, "test", b["eval_chars"], b["t_samples"], spec["eval_seed"], b["batch_size"])
         elif spec["metric"] == "token_accuracy":
-            acc = (ev.masked_accuracy(amodel, "test", 0.5, b["eval_chars"], spec["eval_seed"], b["batch_size"])
-                   if model.kind == "mdlm" else ev.next_char_accuracy(amodel, "test", b["eval_chars"], b["batch_size"]))
+            acc = (masked_accuracy(amodel, "test", 0.5, b["eval_chars"], spec["eval_seed"], b["batch_size"])
+                   if model.kind == "mdlm" else next_char_accuracy(amodel, "test", b["eval_chars"], b["batch_size"]))
         else:
             L = min(b["gen_len"], model.shape.context_len)
             ids, _ = generate_ids(amodel, n_samples=b["gen_samples"], steps=spec["steps"] or L,
                                   seed=spec["eval_seed"], seq_len=L)
-            acc = ev.judge_perplexity(_model(spec["judge"]), ids)
+            acc = judge_perplexity(_model(spec["judge"]), ids)
         seq_len = min(b["gen_len"], model.shape.context_len) if spec["metric"] == "gen_ppl" else model.shape.context_len
         cost = cost_metrics(estimate(energy_shape(model), hw, decode=decode_for(model.kind, spec["steps"], seq_len),
                                      stats=collect_stats(amodel)))
@@ -273,14 +272,19 @@ def _fingerprint(sp: dict) -> str:
 
 def open_study(sp: dict, out_dir: Path, storage: str | None = None):
     """Create or load the study of space ``sp``; fails if the stored study was made from another space."""
+    import warnings
+
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # heartbeats are recorded by tune()'s own loop (ask/tell), not by Study.optimize; Optuna warns about both
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     url = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     try:
         rdb = optuna.storages.RDBStorage(
             url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2))
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
     except (ImportError, ModuleNotFoundError) as e:
         raise ValueError(f"--storage: cannot open {url.split('@')[-1]} ({e})") from None
     except Exception as e:  # sqlalchemy errors: bad URL, unreachable server
@@ -314,7 +318,7 @@ def _retry_orphans(study) -> int:
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-            optuna.storages.RetryFailedTrialCallback(max_retry=2)(study, study._storage.get_trial(t._trial_id))
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)(study, study._storage.get_trial(t._trial_id))
             n += 1
     return n
 
@@ -396,7 +400,7 @@ def _tell(study, trial, fut, echo) -> None:
 
     try:
         res = fut.result()
-    except Exception as e:  # an unusable point (bad card combination, model too large, NaN): a failed trial
+    except ValueError as e:  # an unusable point (bad card combination, model too large, NaN): a failed trial
         msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         trial.set_user_attr("error", msg)
         study.tell(trial, state=TrialState.FAIL)

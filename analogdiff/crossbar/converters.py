@@ -15,6 +15,8 @@ MVM whose partial sums are converted by the ADC and combined by shift-add (``dac
 ADC, ``bits`` b: signed mid-tread quantizer with H = 2^(b-1) - 1 steps each side (2^b - 1 levels, b = 1:
 two levels ±FS/2), so at most 2^b levels. Input noise (``noise_lsb`` LSB rms) is added before the
 optional S-curve u → tanh(a·u)/a on the range-normalized input, then values beyond full scale clip.
+Full scale: calibrated per tile from data, or ``dynamic`` (per vector and tile, idealized auto-ranging).
+``cols_per_adc`` (columns time-sharing one ADC) changes latency and energy, not the numbers.
 """
 from __future__ import annotations
 

@@ -29,12 +29,21 @@ programming, one for the drift-compensation reference reads and one for the per-
 
 Read noise is drawn exactly in distribution at output level: independent Gaussian device noise gives
 column noise N(0, Σ_i x_i² σ_ij²), computed as one extra matmul (x²) @ σ² and one normal per tile output
-(``Tile.mvm``). Limits: device noise is independent between reads and between devices, and reaches the
-column through wires by first-order attenuation (``tile.py``).
+(``Tile.mvm``); a test checks it against per-device draws. Limits: device noise is independent between
+reads and between devices, and reaches the column through wires by first-order attenuation (``tile.py``).
+``read_noise_rank=r`` (or ``set_read_noise_rank``) replaces each row tile's σ² by its best rank-r
+approximation (truncated SVD) to skip most of the extra matmul: the total noise power is kept (to ~0.3 %
+on the MDLM), but each output's noise std is off by a few % rms (3–10 % at r = 16 on the MDLM layers).
+
+Speed (``benchmarks/bench_forward.py``): one matmul per tile row band as in the digital layer, plus the
+variance matmul, one fused numba pass for DAC + statistics and one for read noise + ADC + shift-add +
+compensation + bias; the wires cost nothing per MVM (folded into the effective matrix at
+``set_drift_time``). CPU only (the kernels are numba).
 """
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from typing import Any, Callable
 
@@ -76,19 +85,23 @@ class AnalogLinear(nn.Module):
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, hw: Hardware, *, name: str = "",
-                 seed: int = 0, index: int = 0, x_calib: torch.Tensor | None = None):
+                 seed: int = 0, index: int = 0, x_calib: torch.Tensor | None = None,
+                 read_noise_rank: int | None = None):
         super().__init__()
         if hw.tile is None or hw.device is None:
             raise ValueError(f"{hw.name}: not an analog card (needs [tile] and [device])")
         self.name = name
         self.out_features, self.in_features = weight.shape
         self.hw, self.seed, self.index = hw, seed, index
+        if read_noise_rank is not None and read_noise_rank < 1:
+            raise ValueError(f"read_noise_rank must be None (exact) or >= 1, got {read_noise_rank}")
+        self.read_noise_rank = read_noise_rank
         t, d = hw.tile, hw.device
         try:
             cmap = map_weights(weight, d.g_min_us, d.g_max_us, t.weight_scale, t.bit_slices,
                                t.bits_per_slice)
         except ValueError as e:
-            raise ValueError(f"{self.name}: {e}") from None
+            raise ValueError(f"analog layer '{self.name or '<root>'}': {e}") from None
         self.n_slices = cmap.bit_slices
         self.n_row_tiles, self.n_col_tiles = tile_counts(self.in_features, self.out_features, t.rows,
                                                          t.cols)
@@ -120,7 +133,7 @@ class AnalogLinear(nn.Module):
         if self.calibrated:
             x = x_calib.detach().to(torch.float32).reshape(-1, self.in_features)
             if not torch.isfinite(x).all():
-                raise ValueError(f"{self.name}: calibration inputs hold NaN or Inf")
+                raise ValueError(f"analog layer '{self.name or '<root>'}': calibration inputs hold NaN or Inf")
             dynamic = dac is not None and dac.input_range == "dynamic"
             pct = dac.range_percentile if dac is not None else 100.0
             x_range = calibrated_range(x, pct)
@@ -168,10 +181,26 @@ class AnalogLinear(nn.Module):
             raise ValueError(f"drift time must be a finite number of seconds >= 0, got {t_s}")
         self._apply_state(self.tile.at_time(t_s))
 
+    def set_read_noise_rank(self, rank: int | None) -> None:
+        """Switch the read-noise variance between exact (None) and rank-``rank`` (no reprogramming)."""
+        if rank is not None and rank < 1:
+            raise ValueError(f"read_noise_rank must be None (exact) or >= 1, got {rank}")
+        self.read_noise_rank = rank
+        self._apply_state(self.state)
+
     def _apply_state(self, state: TileState) -> None:
         self.state = state
         self._w = self._layer_matrix(state.w_eff_us)
-        self._var = None if state.read_var_us2 is None else self._layer_matrix(state.read_var_us2)
+        self._var = self._var_factors = None
+        if state.read_var_us2 is not None:
+            var = self._layer_matrix(state.read_var_us2)  # (R, width, M) µS²
+            if self.read_noise_rank is not None and self.read_noise_rank < min(var.shape[1:]):
+                u, sv, vh = torch.linalg.svd(var.double(), full_matrices=False)
+                k = self.read_noise_rank
+                self._var_factors = ((u[..., :k] * sv[:, None, :k]).float().contiguous(),
+                                     vh[:, :k].float().contiguous())  # (R, width, k), (R, k, M)
+            else:
+                self._var = var
         s, r, c, out, cols = (self.n_slices, self.n_row_tiles, self.n_col_tiles, self.out_features,
                               self.hw.tile.cols)
         alpha = state.alpha.view(s, r, c)
@@ -186,24 +215,26 @@ class AnalogLinear(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
-            raise ValueError(f"{self.name}: expected inputs with {self.in_features} features, got shape "
+            raise ValueError(f"analog layer '{self.name or '<root>'}': expected inputs with {self.in_features} features, got shape "
                              f"{tuple(x.shape)}")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         dac, adc = self.hw.dac, self.hw.adc
         r = self.n_row_tiles
+        noisy = self._var is not None or self._var_factors is not None
         enc = kernels.dac_encode(x2, self.x_range, dac.bits if dac else None,
-                                 bool(dac and dac.bit_serial), r, self.width, self._var is not None)
-        if enc["bad"].any():
-            raise ValueError(f"{self.name}: input holds NaN or Inf (analog layer '{self.name}')")
+                                 bool(dac and dac.bit_serial), r, self.width, noisy)
+        if not (math.isfinite(enc["lo"]) and math.isfinite(enc["hi"])):
+            raise ValueError(f"analog layer '{self.name or '<root>'}': input holds NaN or Inf")
         planes = enc["planes"]  # (P, R, N, width)
         p, n = planes.shape[0], planes.shape[2]
-        if p == 1 and r == 1:
-            y = torch.mm(planes[0, 0], self._w[0]).view(1, 1, n, -1)
-            var = None if self._var is None else torch.mm(enc["squares"][0, 0], self._var[0]).view(1, 1, n, -1)
-        else:
-            y = torch.matmul(planes, self._w)  # (P, R, N, M)
-            var = None if self._var is None else torch.matmul(enc["squares"], self._var)
+        y = _tile_matmul(planes, self._w)  # (P, R, N, M) µS, partial sum of every tile
+        var = None  # (P, R, N, M) µS², variance of each tile output's read noise: (x²) @ σ²
+        if self._var is not None:
+            var = _tile_matmul(enc["squares"], self._var)
+        elif self._var_factors is not None:
+            a, b = self._var_factors
+            var = _tile_matmul(_tile_matmul(enc["squares"], a), b)
         keys = torch.randint(0, 2 ** 62, (2,), generator=self._read_gen).tolist()
         plane_w = (np.array([2.0 ** q / (2 ** (dac.bits - 1) - 1) for q in range(p)])
                    if p > 1 else np.ones(1))
@@ -230,10 +261,8 @@ class AnalogLinear(nn.Module):
             st["clip"] += int(res["clip"].sum())
             st["conversions"] += n * planes * self.n_row_tiles * self.n_slices * self.out_features
         if n:
-            st["xmin"] = min(st["xmin"], float(enc["xmin"].min()))
-            st["xmax"] = max(st["xmax"], float(enc["xmax"].max()))
-            st["ymin"] = min(st["ymin"], float(res["ymin"].min()))
-            st["ymax"] = max(st["ymax"], float(res["ymax"].max()))
+            st["xmin"], st["xmax"] = min(st["xmin"], enc["lo"]), max(st["xmax"], enc["hi"])
+            st["ymin"], st["ymax"] = min(st["ymin"], res["lo"]), max(st["ymax"], res["hi"])
 
     def stats(self) -> dict:
         """This layer's entry of ``collect_stats`` (see there)."""
@@ -256,6 +285,19 @@ class AnalogLinear(nn.Module):
         return (f"{self.name}: in={self.in_features}, out={self.out_features}, tiles="
                 f"{self.n_slices}x{self.n_row_tiles}x{self.n_col_tiles}, card={self.hw.name}, "
                 f"t={self.state.t_s:g} s")
+
+
+def _tile_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(P, R, N, K) @ (R, K, M) → (P, R, N, M) by mm/bmm (torch.matmul's broadcasting path is slower)."""
+    p, r, n, _ = a.shape
+    if r == 1:
+        return torch.mm(a.reshape(p * n, -1), b[0]).view(p, 1, n, -1)
+    if p == 1:
+        return torch.bmm(a[0], b)[None]
+    out = torch.empty((p, r, n, b.shape[-1]), dtype=a.dtype)
+    for i in range(p):
+        torch.bmm(a[i], b, out=out[i])
+    return out
 
 
 # --------------------------------------------------------------------------- model-level API
@@ -300,13 +342,15 @@ def _record_inputs(model: nn.Module, calibration: Any, max_vectors: int) -> dict
 
 def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
               calibration: Callable[[nn.Module], Any] | torch.Tensor | tuple | list | None = None,
-              max_calibration_vectors: int = 4096) -> nn.Module:
+              max_calibration_vectors: int = 4096, read_noise_rank: int | None = None) -> nn.Module:
     """A copy of ``model`` with every ``nn.Linear`` replaced by a programmed ``AnalogLinear``.
 
     ``hw``: a ``Hardware`` or a card name/path. ``seed``: programming and read noise (per layer streams).
     ``calibration``: ``calibration(model)`` running forward passes, or inputs (see module docstring);
-    None falls back to dynamic input ranges and synthetic ADC calibration (warning). The copy is at drift
-    time 0; ``model`` itself is untouched.
+    None falls back to dynamic input ranges and synthetic ADC calibration (warning); at most
+    ``max_calibration_vectors`` input vectors per layer are kept (evenly thinned).
+    ``read_noise_rank``: None = exact read-noise variance, r = rank-r variance (faster, see above).
+    The copy is at drift time 0; ``model`` itself is untouched.
     """
     if not isinstance(hw, Hardware):
         hw = load_hardware(hw)
@@ -327,7 +371,7 @@ def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
                       stacklevel=2)
     for index, (name, lin) in enumerate(linears):
         analog = AnalogLinear(lin.weight, lin.bias, hw, name=name, seed=seed, index=index,
-                              x_calib=recorded.get(name))
+                              x_calib=recorded.get(name), read_noise_rank=read_noise_rank)
         if not name:  # the model is itself one nn.Linear
             return analog
         parent_name, _, child = name.rpartition(".")
@@ -347,6 +391,13 @@ def set_drift_time(amodel: nn.Module, t_s: float) -> None:
     """Move every analog layer of ``amodel`` to ``t_s`` seconds after programming (in place)."""
     for _, layer in analog_layers(amodel):
         layer.set_drift_time(t_s)
+
+
+def set_read_noise_rank(amodel: nn.Module, rank: int | None) -> None:
+    """Read-noise variance of every analog layer: exact (None) or from a rank-``rank`` factorization of
+    each tile's σ² (faster; see ``analogize``)."""
+    for _, layer in analog_layers(amodel):
+        layer.set_read_noise_rank(rank)
 
 
 def collect_stats(amodel: nn.Module) -> dict:

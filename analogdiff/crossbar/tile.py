@@ -41,7 +41,6 @@ class TileState:
     read_var_us2: torch.Tensor | None  # (K, rows, cols) µS², variance of one read of each pair
     alpha: torch.Tensor             # (K,) drift compensation factor (1 when off)
     mean_g_us: float                # mean conductance over all present devices, µS
-    g_dev_us: torch.Tensor          # (K, rows, 2·cols) µS device conductances at t_s
 
 
 class Tile:
@@ -56,32 +55,32 @@ class Tile:
         self.ref_seed = ref_seed
         self.present = interleave_pairs(present, present)  # (K, rows, 2·cols) bool
         g_target = interleave_pairs(g_pos_us, g_neg_us).to(torch.float64) * self.present
-        self.g_target_us = g_target
         d = device
         # programming: program-and-verify error, then stuck devices, then drift exponents (fixed order)
         if d.prog_noise is not None:
-            self.prog_std_us = devices.prog_noise_std_us(g_target, d.prog_noise, d.g_max_us,
-                                                         d.prog_noise_std_us, d.prog_noise_scale)
-            g_prog = devices.program_conductances(g_target, self.prog_std_us, gen)
+            prog_std = devices.prog_noise_std_us(g_target, d.prog_noise, d.g_max_us, d.prog_noise_std_us,
+                                                 d.prog_noise_scale)
+            g_prog = devices.program_conductances(g_target, prog_std, gen)
         else:
-            self.prog_std_us = torch.zeros_like(g_target)
+            prog_std = torch.zeros_like(g_target)
             g_prog = g_target.clone()
         on, off = devices.stuck_masks(g_target.shape, d.stuck_on_fraction, d.stuck_off_fraction, gen)
-        self.stuck = (on | off) & self.present
+        stuck = (on | off) & self.present
         g_prog = torch.where(on, torch.full_like(g_prog, d.g_max_us), g_prog)
         g_prog = torch.where(off, torch.full_like(g_prog, d.g_min_us), g_prog)
-        self.g_prog_us = g_prog * self.present
-        self.nu = self.relax_z = None
+        self.g_prog_us = g_prog * self.present  # (K, rows, 2·cols) µS after programming
+        self.nu = self.relax_z = self.g_target_us = self.prog_std_us = None
         if drift is not None:
-            if drift.model == "rram-wan2022":
+            if drift.model == "rram-wan2022":  # relaxation needs the targets and the programming spread
                 z = torch.randn(g_target.shape, generator=gen, dtype=torch.float64)
-                self.relax_z = torch.where(self.stuck, 0.0, z)
+                self.relax_z = torch.where(stuck, 0.0, z).float()
+                self.g_target_us, self.prog_std_us = g_target.float(), prog_std.float()
             else:
                 nu = devices.sample_drift_nu(g_target, drift.model, d.g_max_us, gen, drift.nu_mean,
                                              drift.nu_std)
-                self.nu = torch.where(self.stuck, 0.0, nu)
-        self._reference = None
-        self._reference = self._readout(self._state_parts(0.0))  # (K,) reference read at programming
+                self.nu = torch.where(stuck, 0.0, nu).float()
+        self._cache = (0.0, self._state_parts(0.0))  # last computed state (the IR-drop solve is costly)
+        self._reference = self._readout(self._cache[1])  # (K,) reference read at programming
 
     # ----------------------------------------------------------------- state at a time
 
@@ -94,10 +93,10 @@ class Tile:
             return self.g_prog_us.clone()
         if dr.model == "rram-wan2022":
             # the fits' clock is time since programming; it starts at t0_s (1 s, the first fit)
-            g = devices.relax_conductances(self.g_prog_us, self.g_target_us, self.relax_z,
-                                           t_s + dr.t0_s, self.device.g_max_us, self.prog_std_us)
+            g = devices.relax_conductances(self.g_prog_us, self.g_target_us.double(), self.relax_z.double(),
+                                           t_s + dr.t0_s, self.device.g_max_us, self.prog_std_us.double())
             return g * self.present
-        return devices.drift_conductances(self.g_prog_us, self.nu, t_s, dr.t0_s)
+        return devices.drift_conductances(self.g_prog_us, self.nu.double(), t_s, dr.t0_s)
 
     def _state_parts(self, t_s: float):
         d = self.device
@@ -122,7 +121,8 @@ class Tile:
                 std = std * atten
             var_dev = std ** 2
             var = var_dev[..., 0::2] + var_dev[..., 1::2]  # (K, rows, cols) µS²
-        return g, pair_difference(g_eff), var
+        mean_g = float(g.sum() / max(int(self.present.sum()), 1))  # over present devices
+        return mean_g, pair_difference(g_eff), var
 
     def _readout(self, parts) -> torch.Tensor:
         """Global drift-compensation read (aihwkit GlobalDriftCompensation): one-hot inputs on every row,
@@ -134,15 +134,17 @@ class Tile:
         return w.abs().mean(dim=(1, 2)).clamp(min=1e-12)
 
     def at_time(self, t_s: float) -> TileState:
-        parts = self._state_parts(t_s)
-        g, w, var = parts
+        """The tiles t_s seconds after programming (see ``TileState``)."""
+        if self._cache[0] == t_s:
+            parts = self._cache[1]
+        else:
+            parts = self._state_parts(t_s)
+            self._cache = (t_s, parts)
+        mean_g, w, var = parts
         comp = self.drift is not None and self.drift.compensation == "global"
         alpha = self._reference / self._readout(parts) if comp else torch.ones(w.shape[0],
                                                                                 dtype=torch.float64)
-        n_dev = int(self.present.sum())
-        mean_g = float(g.sum() / max(n_dev, 1))
-        return TileState(t_s=t_s, w_eff_us=w, read_var_us2=var, alpha=alpha, mean_g_us=mean_g,
-                         g_dev_us=g)
+        return TileState(t_s=t_s, w_eff_us=w, read_var_us2=var, alpha=alpha, mean_g_us=mean_g)
 
     # ----------------------------------------------------------------- MVM
 

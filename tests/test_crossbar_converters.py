@@ -1,0 +1,107 @@
+"""DAC/ADC reference functions, and the fused kernels against their twins."""
+import numpy as np
+import pytest
+import torch
+
+from analogdiff.config import load_hardware
+from analogdiff.crossbar import converters as cv
+from analogdiff.crossbar import kernels
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 6, 8])
+def test_adc_has_at_most_2_to_the_bits_levels(bits):
+    y = torch.linspace(-3, 3, 20001, dtype=torch.float64)
+    q, clipped = cv.adc_quantize(y, 2.0, bits)
+    assert q.unique().numel() <= 2 ** bits
+    assert q.abs().max() <= 2.0 + 1e-12
+    assert torch.equal(clipped, y.abs() > 2.0)
+
+
+def test_adc_noise_and_s_curve():
+    y = torch.linspace(-1, 1, 1001, dtype=torch.float64)
+    z = torch.randn(y.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    clean, _ = cv.adc_quantize(y, 1.0, 8)
+    noisy, _ = cv.adc_quantize(y, 1.0, 8, noise_lsb=2.0, z=z)
+    assert (noisy != clean).any()
+    curved, _ = cv.adc_quantize(y, 1.0, 8, s_curve=1.5)
+    assert (torch.diff(curved) >= 0).all() and curved.abs().max() < clean.abs().max()
+
+
+def test_dac_levels_and_bit_planes():
+    x = torch.linspace(-1.5, 1.5, 3001, dtype=torch.float64)
+    q = cv.dac_quantize(x, 4)
+    assert q.unique().numel() <= 2 ** 4 - 1 and q.abs().max() == 1.0
+    planes, weights = cv.dac_bit_planes(q, 4)
+    assert planes.shape[0] == 3 and set(planes.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    assert torch.allclose((planes * weights[:, None]).sum(0), q)
+
+
+def test_calibrated_range_percentile():
+    v = torch.arange(1, 1001, dtype=torch.float64)
+    assert cv.calibrated_range(v, 100.0) == 1000.0
+    assert cv.calibrated_range(-v, 99.0) == 990.0
+
+
+def test_binders_take_their_own_config():
+    hw = load_hardware("pcm-ibm")
+    dac = cv.Dac(hw.dac, x_range=2.0)
+    q, s = dac.encode(torch.tensor([[3.0, -1.0, 0.5]]))
+    assert torch.allclose(q * s, torch.tensor([[2.0, -1.0, 0.5]]), atol=2.0 / 127)
+    adc = cv.Adc(hw.adc, full_scale=1.0)
+    assert adc.convert(torch.tensor([0.3, 5.0]))[1].tolist() == [False, True]
+    with pytest.raises(ValueError):
+        cv.Dac(hw.dac, x_range=None)
+
+
+def test_counter_normals_twin_is_bit_exact_and_gaussian():
+    y = torch.zeros(1, 1, 7, 9)
+    var = torch.ones(1, 1, 7, 9)
+    res = kernels.adc_accumulate(y, var, np.ones(1), 1234, 1, None, np.ones((1, 9)), np.ones(7), None, 9,
+                                 np.array([[0, 9, 0]]), None)
+    assert np.array_equal(res["out"].numpy(), kernels.counter_normals(1234, 7, 9))
+    z = kernels.counter_normals(99, 400, 1001).astype(np.float64).ravel()
+    assert abs(z.mean()) < 0.005 and abs(z.std() - 1) < 0.005
+    assert abs(((z - z.mean()) ** 4).mean() / z.var() ** 2 - 3) < 0.03
+    assert abs((np.abs(z) > 1.96).mean() - 0.05) < 0.002
+
+
+@pytest.mark.parametrize("x_range,bits,serial", [(1.5, 8, False), (None, 6, False), (None, None, False),
+                                                 (2.0, 4, True)])
+def test_dac_kernel_matches_twin(x_range, bits, serial):
+    x = torch.randn(33, 70, generator=torch.Generator().manual_seed(1))
+    enc = kernels.dac_encode(x, x_range, bits, serial, 3, 32, True)
+    ref = kernels.dac_encode_ref(x, x_range, bits, serial, 3, 32)
+    assert torch.allclose(enc["planes"], ref, atol=1e-6)
+    assert torch.allclose(enc["squares"], ref * ref, atol=1e-6)
+    assert enc["lo"] == float(x.min()) and enc["hi"] == float(x.max())
+
+
+def test_dac_kernel_flags_non_finite():
+    x = torch.randn(4, 5)
+    x[2, 3] = float("inf")
+    enc = kernels.dac_encode(x, 1.0, 8, False, 1, 5, False)
+    assert np.isnan(enc["lo"]) and np.isnan(enc["hi"])
+
+
+@pytest.mark.parametrize("cfg", [
+    dict(adc_bits=8), dict(adc_bits=None), dict(adc_bits=5, dynamic=True), dict(adc_bits=6, noise_lsb=1.5),
+    dict(adc_bits=7, s_curve=2.0), dict(adc_bits=1), dict(adc_bits=8, var=True),
+    dict(adc_bits=None, var=True)])
+def test_adc_kernel_matches_twin(cfg):
+    gen = torch.Generator().manual_seed(3)
+    p, r, n, n_out, slices = 2, 2, 9, 13, 2
+    m = slices * n_out
+    y = torch.randn(p, r, n, m, generator=gen)
+    var = torch.rand(p, r, n, m, generator=gen) * 0.1 if cfg.get("var") else None
+    blocks = np.array([[k * n_out + c, k * n_out + min(c + 8, n_out), c]
+                       for k in range(slices) for c in range(0, n_out, 8)])
+    args = dict(plane_w=np.array([1.0, 0.5]), key_read=11, key_adc=12,
+                full_scale=np.random.default_rng(0).uniform(1, 3, (r, m)),
+                factor=np.random.default_rng(1).uniform(0.5, 1.5, (r, m)),
+                row_scale=np.random.default_rng(2).uniform(0.5, 2, n), bias=torch.randn(n_out, generator=gen),
+                n_out=n_out, blocks=blocks, adc_bits=cfg.get("adc_bits"), noise_lsb=cfg.get("noise_lsb", 0.0),
+                s_curve=cfg.get("s_curve"), dynamic=cfg.get("dynamic", False))
+    got = kernels.adc_accumulate(y, var, **args)
+    ref = kernels.adc_accumulate_ref(y, var, **args)
+    assert torch.allclose(got["out"].double(), ref, rtol=1e-5, atol=1e-5)
+    assert got["lo"] == float(got["out"].min()) and got["hi"] == float(got["out"].max())
