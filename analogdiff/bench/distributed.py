@@ -149,9 +149,15 @@ class Pool:
         done_ids = {id(f) for f in done}
         return done, [f for f in futures if id(f) not in done_ids]
 
-    def map_unordered(self, fn: Callable, items: Iterable[Any]) -> Iterator[tuple[int, Any]]:
+    def map_unordered(self, fn: Callable, items: Iterable[Any],
+                      groups: Sequence[Any] | None = None) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, fn(item))`` as each task finishes. A failed task raises here, after the tasks not
-        yet started are cancelled (those already finished were yielded before)."""
+        yet started are cancelled (those already finished were yielded before).
+
+        ``groups`` (one hashable per item, None = no preference): on a cluster, items of the same group are
+        sent to the same worker (groups spread over workers, largest first to the least loaded), so
+        whatever a worker caches for a group (a programmed model) is built once. The preference is loose: if
+        that worker leaves the cluster, another one takes its tasks."""
         items = list(items)
         if self.client is None:
             for i, item in enumerate(items):
@@ -159,8 +165,12 @@ class Pool:
             return
         from distributed import as_completed
 
-        futures = {self.client.submit(run_single_threaded, fn, item, pure=False): i
-                   for i, item in enumerate(items)}
+        where = self._assign(groups) if groups is not None else {}
+        futures = {}
+        for i, item in enumerate(items):
+            g = groups[i] if groups is not None else None
+            kw = {"workers": [where[g]], "allow_other_workers": True} if g is not None and g in where else {}
+            futures[self.client.submit(run_single_threaded, fn, item, pure=False, **kw)] = i
         try:
             for fut in as_completed(list(futures)):
                 yield futures[fut], fut.result()
@@ -168,3 +178,20 @@ class Pool:
             for fut in futures:
                 if not fut.done():
                     fut.cancel()
+
+    def _assign(self, groups: Sequence[Any]) -> dict:
+        """Group → worker address, balancing the number of items per worker."""
+        workers = sorted(self.client.scheduler_info()["workers"])
+        if len(workers) < 2:
+            return {}
+        sizes: dict = {}
+        for g in groups:
+            if g is not None:
+                sizes[g] = sizes.get(g, 0) + 1
+        load = {w: 0 for w in workers}
+        out = {}
+        for g, n in sorted(sizes.items(), key=lambda kv: (-kv[1], repr(kv[0]))):
+            w = min(workers, key=lambda a: (load[a], a))
+            out[g] = w
+            load[w] += n
+        return out

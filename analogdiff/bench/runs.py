@@ -192,3 +192,20 @@ RUNNERS = {"accuracy": run_accuracy, "generation": run_generation, "estimate": r
 def run_unit(unit: dict) -> list[dict]:
     """Metric rows of one pool unit (accuracy, generation or estimate)."""
     return RUNNERS[unit["kind"]](unit)
+
+
+def timed_run_unit(unit: dict) -> tuple[list[dict], float]:
+    """(metric rows, wall seconds) of one pool unit."""
+    import time
+
+    t0 = time.perf_counter()
+    rows = run_unit(unit)
+    return rows, time.perf_counter() - t0
+
+
+def program_group(unit: dict):
+    """Units that share a programmed model (same model, card, overrides and seed) share this key; None for
+    units that program nothing (GPU cards)."""
+    if unit.get("card_kind") != "analog":
+        return None
+    return (unit["model"], unit["card_ref"], repr(sorted((unit.get("overrides") or {}).items())), unit.get("seed"))

@@ -414,7 +414,7 @@ def run_suite(suite: Suite, out_dir, workers: int | None = None, scheduler: str 
 
     from .distributed import Pool
     from .results import ResultStore, atomic_write_text
-    from .runs import run_estimate, run_estimator, run_unit
+    from .runs import program_group, run_estimate, run_estimator, timed_run_unit
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -435,22 +435,28 @@ def run_suite(suite: Suite, out_dir, workers: int | None = None, scheduler: str 
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"bench {suite.name}", unit="run",
                disable=not progress, dynamic_ncols=True)
 
-    def finish(unit, metrics):
+    def finish(unit, metrics, wall_s):
         for row in make_rows(unit, metrics):
             store.add(row)
         store.write_tables(order())
+        with open(out_dir / "timings.jsonl", "a") as f:  # not a result: wall times differ run to run
+            f.write(json.dumps({"unit_id": unit["unit_id"], "kind": unit["kind"], "card": unit.get("card"),
+                                "model": unit.get("model"), "wall_s": round(wall_s, 2)}) + "\n")
         bar.update(1)
 
     pool_desc = "in this process"
     try:
         for u in (u for u in todo if u["where"] == "local"):
-            finish(u, run_estimator(u, str(out_dir)) if u["kind"] == "estimator" else run_estimate(u))
+            t1 = time.perf_counter()
+            metrics = run_estimator(u, str(out_dir)) if u["kind"] == "estimator" else run_estimate(u)
+            finish(u, metrics, time.perf_counter() - t1)
         remote = [u for u in todo if u["where"] == "pool"]
         if remote:
             with Pool(workers=workers, scheduler=scheduler) as pool:
                 pool_desc = pool.describe()
-                for i, metrics in pool.map_unordered(run_unit, remote):
-                    finish(remote[i], metrics)
+                for i, (metrics, wall_s) in pool.map_unordered(timed_run_unit, remote,
+                                                                groups=[program_group(u) for u in remote]):
+                    finish(remote[i], metrics, wall_s)
     finally:
         bar.close()
     rows = store.write_tables(order())

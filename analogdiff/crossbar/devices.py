@@ -110,7 +110,7 @@ def sample_drift_nu(g_target_us: torch.Tensor, model: str, g_max_us: float, gen:
 
 def drift_conductances(g_prog_us: torch.Tensor, nu: torch.Tensor, t_s: float,
                        t0_s: float) -> torch.Tensor:
-    """Power-law drift g(t) = g_prog · ((t_s + t0_s) / t0_s)^-nu; g(0) = g_prog. Monotone in t_s for nu >= 0."""
+    """Power-law drift g(t) = g_prog · ((t_s + t0_s) / t0_s)^-nu; g(0) = g_prog; monotone for nu >= 0."""
     if t_s < 0:
         raise ValueError(f"drift time must be >= 0 s, got {t_s}")
     if t_s == 0:

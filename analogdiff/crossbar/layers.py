@@ -133,7 +133,8 @@ class AnalogLinear(nn.Module):
         if self.calibrated:
             x = x_calib.detach().to(torch.float32).reshape(-1, self.in_features)
             if not torch.isfinite(x).all():
-                raise ValueError(f"analog layer '{self.name or '<root>'}': calibration inputs hold NaN or Inf")
+                raise ValueError(f"analog layer '{self.name or '<root>'}': calibration inputs hold NaN or "
+                                 f"Inf")
             dynamic = dac is not None and dac.input_range == "dynamic"
             pct = dac.range_percentile if dac is not None else 100.0
             x_range = calibrated_range(x, pct)
@@ -215,7 +216,8 @@ class AnalogLinear(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
-            raise ValueError(f"analog layer '{self.name or '<root>'}': expected inputs with {self.in_features} features, got shape "
+            raise ValueError(f"analog layer '{self.name or '<root>'}': expected inputs with "
+                             f"{self.in_features} features, got shape "
                              f"{tuple(x.shape)}")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)

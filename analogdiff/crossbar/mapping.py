@@ -95,7 +95,7 @@ def map_weights(w: torch.Tensor, g_min_us: float, g_max_us: float, weight_scale:
 
 def weights_from_conductances(g_pos_us: torch.Tensor, g_neg_us: torch.Tensor,
                               cmap: ConductanceMap) -> torch.Tensor:
-    """Weights (out, in) that conductance pairs (S, in, out) represent: Σ_k f_k (g+ − g−) · weight_per_us."""
+    """Weights (out, in) that pairs (S, in, out) represent: Σ_k f_k (g+ − g−) · weight_per_us."""
     diff = ((g_pos_us - g_neg_us) * cmap.significance.to(g_pos_us.dtype)[:, None, None]).sum(0)
     return (diff * cmap.weight_per_us.to(g_pos_us.dtype)).T
 
