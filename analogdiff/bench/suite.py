@@ -63,9 +63,12 @@ class Suite:
 # --------------------------------------------------------------------------- finding suites
 
 def suites_dir() -> Path | None:
-    """``benchmarks/suites`` of the source tree this package runs from (None for an installed wheel)."""
-    here = Path(__file__).resolve().parents[2] / "benchmarks" / "suites"
-    return here if here.is_dir() else None
+    """``benchmarks/suites`` of the source tree this package runs from, else the suites packaged beside this
+    module (``analogdiff/bench/suites``, for an installed wheel), else None."""
+    for d in (Path(__file__).resolve().parents[2] / "benchmarks" / "suites", Path(__file__).parent / "suites"):
+        if d.is_dir():
+            return d
+    return None
 
 
 def list_suites() -> list[str]:
@@ -244,6 +247,9 @@ def _validate_section(chk, where, kind, raw, budget, base, models, check_models)
         if not isinstance(runs, list) or not runs:
             chk.fail(f"{where}.runs", "expected one or more [[section.runs]] tables (shape, decode, ...)")
         s["runs"] = [_validate_estimate_run(chk, f"{where}.runs[{j}]", r) for j, r in enumerate(runs)]
+        for card, hw in hws.items():
+            for j, r in enumerate(s["runs"]):
+                _fits(chk, f"{where}.runs[{j}]", r["shape"], hw, r["decode"], r.get("steps"), r["seq_len"])
         return s
     s["models"] = []
     s["model_kinds"] = {}
@@ -254,6 +260,13 @@ def _validate_section(chk, where, kind, raw, budget, base, models, check_models)
             s["model_kinds"][ref] = model.kind
             s.setdefault("contexts", {})[ref] = model.shape.context_len
         s["models"].append(ref)
+    if check_models:
+        from .runs import energy_shape
+
+        for ref in s["models"]:
+            for card, hw in hws.items():
+                _fits(chk, f"{where}.models", energy_shape(models[ref]), hw, s["model_kinds"][ref], None,
+                      s["contexts"][ref])
     s["drift_times_s"] = chk.list_(f"{where}.drift_times_s", raw.get("drift_times_s"), chk.num)
     s["seeds"] = chk.list_(f"{where}.seeds", raw.get("seeds"), chk.int_)
     if kind == "accuracy":
@@ -300,6 +313,17 @@ def _validate_estimate_run(chk, where, r) -> dict:
     elif "steps" in r or "block_len" in r:
         chk.fail(where, "steps and block_len apply to decode = 'diffusion' only")
     return out
+
+
+def _fits(chk, where, shape, hw, decode: str, steps, seq_len: int) -> None:
+    """Price one decode now (milliseconds) so that a model that does not fit a card fails before any work."""
+    from analogdiff.energy import Autoregressive, Diffusion, estimate
+
+    d = Autoregressive(seq_len=seq_len) if decode == "ar" else Diffusion(steps=steps or seq_len, seq_len=seq_len)
+    try:
+        estimate(shape, hw, decode=d)
+    except (ValueError, FileNotFoundError) as e:
+        chk.fail(where, str(e).splitlines()[0])
 
 
 def _stochastic(hw) -> bool:
@@ -439,12 +463,14 @@ def run_suite(suite: Suite, out_dir, workers: int | None = None, scheduler: str 
         for row in make_rows(unit, metrics):
             store.add(row)
         store.write_tables(order())
+        walls.setdefault(unit["kind"], []).append(wall_s)
         with open(out_dir / "timings.jsonl", "a") as f:  # not a result: wall times differ run to run
             f.write(json.dumps({"unit_id": unit["unit_id"], "kind": unit["kind"], "card": unit.get("card"),
                                 "model": unit.get("model"), "wall_s": round(wall_s, 2)}) + "\n")
         bar.update(1)
 
     pool_desc = "in this process"
+    walls: dict[str, list[float]] = {}
     try:
         for u in (u for u in todo if u["where"] == "local"):
             t1 = time.perf_counter()
@@ -464,7 +490,9 @@ def run_suite(suite: Suite, out_dir, workers: int | None = None, scheduler: str 
     meta = {"suite": suite.name, "runs": len(units), "ran": len(todo), "wall_s": round(wall, 1),
             "pool": pool_desc, "machine": f"{platform.node()} ({platform.machine()}, "
                                          f"{__import__('os').cpu_count()} cores, {platform.system()})",
-            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+            "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "unit_wall_s": {k: {"n": len(v), "median": round(sorted(v)[len(v) // 2], 2), "max": round(max(v), 2)}
+                            for k, v in sorted(walls.items())}}
     atomic_write_text(out_dir / "run.json", json.dumps(meta, indent=1) + "\n")
     figs = []
     if figures:

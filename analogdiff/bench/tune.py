@@ -38,7 +38,9 @@ class SpaceError(ValueError):
 
 
 def spaces_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "benchmarks" / "spaces"
+    """``benchmarks/spaces`` of the source tree, else ``analogdiff/bench/spaces`` (an installed wheel)."""
+    src = Path(__file__).resolve().parents[2] / "benchmarks" / "spaces"
+    return src if src.is_dir() else Path(__file__).parent / "spaces"
 
 
 def resolve_space(path: str | None, quick: bool) -> Path:
@@ -334,22 +336,27 @@ def finished_trials(study) -> list:
 def tune(space: str | None, trials: int, out_dir, quick: bool = False, storage: str | None = None,
          workers: int | None = None, scheduler: str | None = None, progress: bool = True, echo=print) -> dict:
     """Run (or continue) the study until it holds ``trials`` finished trials; write and return the front."""
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"--trials: must be an integer >= 1, got {trials!r}")
+    sp = load_space(resolve_space(space, quick), quick=quick)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".tune.lock", "w") as lock:  # released on return, error or interrupt
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"--out: another analogdiff tune is running on {out_dir}") from None
+        return _run_study(sp, trials, out_dir, storage, workers, scheduler, progress, echo)
+
+
+def _run_study(sp, trials, out_dir, storage, workers, scheduler, progress, echo) -> dict:
+    """The body of ``tune`` while it holds the output directory's lock."""
     import optuna
     from optuna.trial import TrialState
     from tqdm import tqdm
 
     from .distributed import Pool
 
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"--trials: must be an integer >= 1, got {trials!r}")
-    sp = load_space(resolve_space(space, quick), quick=quick)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(out_dir / ".tune.lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise ValueError(f"--out: another analogdiff tune is running on {out_dir}") from None
     study, rdb = open_study(sp, out_dir, storage)
     if storage is None:
         retried = _retry_orphans(study)
