@@ -119,15 +119,25 @@ class Pool:
                                          host="127.0.0.1", dashboard_address=None,
                                          silence_logs=logging.ERROR)
             self.client = Client(self._cluster)
+            self._worker_pids = sorted(self.client.run(os.getpid).values())
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
-        if self._cluster is not None:
-            self._cluster.close()
-            self._cluster = None
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Close the client (the cluster forgets this client's tasks) and a LocalCluster we started. After an
+        error or Ctrl-C, the LocalCluster's worker processes are killed rather than waited for."""
+        import contextlib
+        import signal
+
+        aborted = exc_type is not None
+        if aborted and self._cluster is not None:
+            for pid in getattr(self, "_worker_pids", []):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        for thing in (self.client, self._cluster):
+            if thing is not None:
+                with contextlib.suppress(Exception):
+                    thing.close(timeout=5 if aborted else 60)
+        self.client = self._cluster = None
 
     def submit(self, fn: Callable, *args: Any):
         """Start ``fn(*args)`` (single-threaded); returns a future with ``.result()``. Serially it runs now."""
@@ -151,8 +161,8 @@ class Pool:
 
     def map_unordered(self, fn: Callable, items: Iterable[Any],
                       groups: Sequence[Any] | None = None) -> Iterator[tuple[int, Any]]:
-        """Yield ``(index, fn(item))`` as each task finishes. A failed task raises here, after the tasks not
-        yet started are cancelled (those already finished were yielded before).
+        """Yield ``(index, fn(item))`` as each task finishes. A failed task raises here (those already
+        finished were yielded before); leaving the pool then drops the tasks not yet run.
 
         ``groups`` (one hashable per item, None = no preference): on a cluster, items of the same group are
         sent to the same worker (groups spread over workers, largest first to the least loaded), so
@@ -171,13 +181,8 @@ class Pool:
             g = groups[i] if groups is not None else None
             kw = {"workers": [where[g]], "allow_other_workers": True} if g is not None and g in where else {}
             futures[self.client.submit(run_single_threaded, fn, item, pure=False, **kw)] = i
-        try:
-            for fut in as_completed(list(futures)):
-                yield futures[fut], fut.result()
-        finally:
-            for fut in futures:
-                if not fut.done():
-                    fut.cancel()
+        for fut in as_completed(list(futures)):  # leaving early: closing the client releases the rest
+            yield futures[fut], fut.result()
 
     def _assign(self, groups: Sequence[Any]) -> dict:
         """Group → worker address, balancing the number of items per worker."""

@@ -432,6 +432,7 @@ def run_suite(suite: Suite, out_dir, workers: int | None = None, scheduler: str 
     are rewritten (atomically) after each, in suite order. Afterwards the figures and report.md are written.
     """
     import json
+    import os
     import platform
 
     from tqdm import tqdm
@@ -459,6 +460,8 @@ def run_suite(suite: Suite, out_dir, workers: int | None = None, scheduler: str 
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=f"bench {suite.name}", unit="run",
                disable=not progress, dynamic_ncols=True)
 
+    walls: dict[str, list[float]] = {}  # this run's wall seconds per unit kind (run.json, not a result)
+
     def finish(unit, metrics, wall_s):
         for row in make_rows(unit, metrics):
             store.add(row)
@@ -470,7 +473,6 @@ def run_suite(suite: Suite, out_dir, workers: int | None = None, scheduler: str 
         bar.update(1)
 
     pool_desc = "in this process"
-    walls: dict[str, list[float]] = {}
     try:
         for u in (u for u in todo if u["where"] == "local"):
             t1 = time.perf_counter()
@@ -489,7 +491,7 @@ def run_suite(suite: Suite, out_dir, workers: int | None = None, scheduler: str 
     wall = time.perf_counter() - t0
     meta = {"suite": suite.name, "runs": len(units), "ran": len(todo), "wall_s": round(wall, 1),
             "pool": pool_desc, "machine": f"{platform.node()} ({platform.machine()}, "
-                                         f"{__import__('os').cpu_count()} cores, {platform.system()})",
+                                         f"{os.cpu_count()} cores, {platform.system()})",
             "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "unit_wall_s": {k: {"n": len(v), "median": round(sorted(v)[len(v) // 2], 2), "max": round(max(v), 2)}
                             for k, v in sorted(walls.items())}}

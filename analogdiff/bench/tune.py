@@ -26,7 +26,7 @@ from .results import atomic_write_text, canonical_json, rows_to_csv
 
 METRICS = ("bits_per_char", "token_accuracy", "gen_ppl")
 SAMPLERS = ("nsga2", "tpe")
-QUICK_BUDGET = {"eval_chars": 512, "t_samples": 1, "batch_size": 16, "gen_samples": 1, "gen_len": 64}
+QUICK_BUDGET = {"eval_chars": 2048, "t_samples": 1, "batch_size": 16, "gen_samples": 1, "gen_len": 64}
 _TOP_KEYS = {"name", "model", "card", "drift_time_s", "seeds", "metric", "latency", "sampler", "sampler_seed",
              "eval_seed", "judge", "budget", "params", "steps", "overrides"}
 _BUDGET_KEYS = {"eval_chars", "t_samples", "batch_size", "gen_samples", "gen_len"}
@@ -392,10 +392,8 @@ def _run_study(sp, trials, out_dir, storage, workers, scheduler, progress, echo)
                 for fut in done:
                     _tell(study, in_flight.pop(fut), fut, echo)
                     bar.update(1)
-    finally:
+    finally:  # leaving the pool drops the trials in flight; they stay RUNNING and are queued again next time
         bar.close()
-        for fut in in_flight:
-            fut.cancel()
     out = write_study_outputs(study, sp, out_dir)
     out["wall_s"] = round(time.perf_counter() - t0, 1)
     echo(format_front(out))
