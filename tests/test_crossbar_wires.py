@@ -94,7 +94,8 @@ def test_two_rows_one_column_by_hand():
 
 @pytest.mark.parametrize("rows,cols,r_row,r_col", [
     (1, 1, 2.0, 3.0), (1, 6, 2.0, 3.0), (6, 1, 2.0, 3.0), (7, 5, 2.5, 10.0), (16, 33, 20.0, 5.0),
-    (33, 16, 0.0, 7.0), (12, 9, 7.0, 0.0), (40, 40, 1e3, 1e-2)])
+    (33, 16, 0.0, 7.0), (12, 9, 7.0, 0.0), (40, 40, 1e3, 1e-2),
+    (100, 90, 2.0, 1.0)])  # large enough for the batched-LAPACK merges at the top (> _SMALL_NODES nodes)
 def test_effective_matrix_matches_independent_sparse_solve(rows, cols, r_row, r_col):
     """Box-merging Schur complement vs one sparse LU of the full nodal matrix (separate code)."""
     g, v = _random_array(rows, cols, seed=rows * 100 + cols, off=0.1)
@@ -102,6 +103,12 @@ def test_effective_matrix_matches_independent_sparse_solve(rows, cols, r_row, r_
     ref = nodal_column_currents(g, v, r_row, r_col)                    # (5, cols) A
     np.testing.assert_allclose(v @ g_eff, ref, rtol=1e-11, atol=1e-15 * np.abs(ref).max())
     np.testing.assert_array_equal(column_currents(g, v, r_row, r_col), v @ g_eff)
+
+
+def test_a_batch_of_arrays_equals_one_call_per_array():
+    g = np.stack([_random_array(20, 12, seed=s, off=0.1)[0] for s in range(3)])  # (3, 20, 12) S
+    np.testing.assert_array_equal(effective_conductance(g, 2.0, 1.0),
+                                  np.stack([effective_conductance(gk, 2.0, 1.0) for gk in g]))
 
 
 def test_batch_shapes_are_kept():

@@ -104,9 +104,8 @@ class Tile:
         if self.wire is not None:
             from .wires import effective_conductance
 
-            g_eff = torch.stack([torch.as_tensor(effective_conductance(gk * 1e-6, self.wire.r_row_ohm,
-                                                                       self.wire.r_col_ohm))
-                                 for gk in g]) * 1e6  # (K, rows, 2·cols) µS
+            g_eff = torch.as_tensor(effective_conductance(g * 1e-6, self.wire.r_row_ohm,
+                                                          self.wire.r_col_ohm)) * 1e6  # (K, rows, 2·cols) µS
         else:
             g_eff = g
         var = None

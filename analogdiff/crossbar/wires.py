@@ -13,7 +13,9 @@ matmul. ``effective_conductance`` computes it exactly (to rounding) by a hierarc
 i.e. nested dissection by hand: the array is split recursively into boxes; each box is summarised by the
 admittance matrix on its port nodes (the nodes its wires share with neighbouring boxes), two neighbouring
 boxes merge by eliminating the nodes they share, and the whole array leaves the admittance between the row
-sources and the sense amplifiers. Boxes of equal shape merge in one batched LAPACK call. All box matrices
+sources and the sense amplifiers. Boxes of one kind merge together: small ones in one compiled (numba) loop,
+large ones in batched LAPACK/BLAS calls; nodes on the north and east edges of the array are eliminated as
+soon as they stop being ports, so the last merges carry only sources and amplifiers. All box matrices
 are Laplacians (no ground inside a box), so their diagonals are recomputed from the off-diagonals after
 every merge (the Grassmann–Taksar–Heyman trick): no cancellation even with 1 Ω wires and 1 µS devices.
 
@@ -51,10 +53,11 @@ def _as_float64(x, name: str) -> np.ndarray:
     return a
 
 
-def _check_conductances(g_s) -> np.ndarray:
+def _check_conductances(g_s, batched: bool = False) -> np.ndarray:
     g = _as_float64(g_s, "g_s")
-    if g.ndim != 2 or g.shape[0] == 0 or g.shape[1] == 0:
-        raise ValueError(f"g_s must be a non-empty (rows, cols) matrix, got shape {g.shape}")
+    if g.ndim < 2 or (g.ndim > 2 and not batched) or g.size == 0:
+        want = "(..., rows, cols) matrices" if batched else "(rows, cols) matrix"
+        raise ValueError(f"g_s must be a non-empty {want}, got shape {g.shape}")
     if np.any(g < 0):
         raise ValueError(f"g_s must be >= 0 siemens, got minimum {g.min():g}")
     return g
@@ -113,15 +116,24 @@ def effective_conductance(g_s, r_row_ohm: float, r_col_ohm: float):
 
     ``G_eff[i, j]`` is the current into sense amplifier j per volt on row i, all other rows at 0 V.
     Ideal wires (both resistances 0) give ``g_s`` itself. Returned as the kind of ``g_s``.
-    About 0.4 s of one core for 256×256, 2.4 s for 512×512 (``benchmarks/bench_irdrop.py``).
+    ``g_s`` may hold a batch (..., rows, cols) of arrays of one geometry, solved together (faster than
+    one call per array). About 0.2 s of one core for 256×256, 0.35 s for 256×512
+    (``benchmarks/bench_irdrop.py``).
     """
-    g = _check_conductances(g_s)
-    out = _effective_conductance(g, _check_resistance(r_row_ohm, "r_row_ohm"),
+    g = _check_conductances(g_s, batched=True)
+    lead, (rows, cols) = g.shape[:-2], g.shape[-2:]
+    out = _effective_conductance(g.reshape(-1, rows, cols), _check_resistance(r_row_ohm, "r_row_ohm"),
                                  _check_resistance(r_col_ohm, "r_col_ohm"))
-    return _like(out, g_s)
+    return _like(out.reshape(*lead, rows, cols), g_s)
 
 
 def _effective_conductance(g: np.ndarray, r_row_ohm: float, r_col_ohm: float) -> np.ndarray:
+    """g (rows, cols) or (K, rows, cols) → G_eff of the same shape."""
+    if g.ndim == 3:
+        if r_row_ohm == 0.0 or r_col_ohm == 0.0:
+            return np.stack([_effective_conductance(gk, r_row_ohm, r_col_ohm) for gk in g])
+        with _blas_one_thread():  # one array at a time: a batch of boxes of many arrays overflows the caches
+            return np.concatenate([_hierarchical_schur(gk[None], 1.0 / r_row_ohm, 1.0 / r_col_ohm) for gk in g])
     if r_row_ohm == 0.0 and r_col_ohm == 0.0:
         return g.copy()
     if r_row_ohm == 0.0:
@@ -129,7 +141,7 @@ def _effective_conductance(g: np.ndarray, r_row_ohm: float, r_col_ohm: float) ->
     if r_col_ohm == 0.0:
         return _ideal_cols(g, 1.0 / r_row_ohm)
     with _blas_one_thread():
-        return _hierarchical_schur(g, 1.0 / r_row_ohm, 1.0 / r_col_ohm)
+        return _hierarchical_schur(g[None], 1.0 / r_row_ohm, 1.0 / r_col_ohm)[0]
 
 
 def _blas_one_thread():
@@ -205,22 +217,63 @@ def _ideal_cols(g: np.ndarray, gr: float) -> np.ndarray:
 #   E (h): its east-most row nodes (i, j1-1)           — the W ports of the box to the east
 #   N (w): its north-most column nodes (i0, j)         — the S ports of the box to the north
 #   S (w): the south ends of its south-most segments    — column node (i1, j), or sense amplifier j
-# A box is summarised by its (P, P) admittance matrix on these P = 2h + 2w ports (current into the box
-# = matrix @ port voltages), all its inner nodes eliminated. A box holds no ground, so rows sum to 0.
+# A box on the east edge of the array has no E ports and one on the north edge no N ports: those nodes
+# touch nothing outside the box and are eliminated with its inner nodes, so the whole array ends with
+# ports [W, S] = [sources, amplifiers] only. A box is summarised by its (P, P) admittance matrix on its
+# ports (current into the box = matrix @ port voltages), all other nodes eliminated. A box holds no
+# ground, so rows sum to 0.
+#
+# Kinds: (h, w, north, east), the flags saying whether the box lies on the north / east edge. All boxes
+# of one kind share one port layout and merge in one batch: small ones in a compiled loop, large ones
+# in batched LAPACK/BLAS calls.
+
+_SMALL_NODES = 192  # merges with at most this many nodes run in the compiled loop (measured crossover)
 
 
-def _cell_boxes(g: np.ndarray, gr: float, gc: float) -> np.ndarray:
-    """(rows*cols, 4, 4) admittance of each single cell on ports [W, E, N, S] = [west, row, col, south]."""
-    d = g.ravel()
-    k = np.zeros((d.size, 4, 4))
-    k[:, 0, 0] = gr
-    k[:, 0, 1] = k[:, 1, 0] = -gr
-    k[:, 1, 1] = gr + d
-    k[:, 1, 2] = k[:, 2, 1] = -d
-    k[:, 2, 2] = d + gc
-    k[:, 2, 3] = k[:, 3, 2] = -gc
-    k[:, 3, 3] = gc
-    return k
+def _layout(h: int, w: int, north: bool, east: bool) -> dict[str, np.ndarray]:
+    """Port indices of each side of a box of this kind (an absent side has none)."""
+    sizes = {"W": h, "E": 0 if east else h, "N": 0 if north else w, "S": w}
+    out, at = {}, 0
+    for side in "WENS":
+        out[side] = np.arange(at, at + sizes[side])
+        at += sizes[side]
+    return out
+
+
+def _n_ports(layout: dict[str, np.ndarray]) -> int:
+    return sum(v.size for v in layout.values())
+
+
+@functools.lru_cache(maxsize=1024)
+def _merge_maps(axis: str, kind_a: tuple, kind_b: tuple):
+    """Where each child port goes in the merged node list: [merged ports (p) | shared nodes (m)].
+
+    cols: A (west) + B (east) share A.E = B.W; rows: A (north) + B (south) share A.S = B.N.
+    Returns (map_a, map_b, p, m, merged kind)."""
+    (ha, wa, na, ea), (hb, wb, nb, eb) = kind_a, kind_b
+    la, lb = _layout(*kind_a), _layout(*kind_b)
+    if axis == "cols":
+        kind = (ha, wa + wb, na, eb)
+        lm = _layout(*kind)
+        p, m = _n_ports(lm), ha
+        shared = p + np.arange(m)
+        north = {"A": lm["N"][:wa], "B": lm["N"][wa:]}
+        place_a = {"W": lm["W"], "E": shared, "N": north["A"], "S": lm["S"][:wa]}
+        place_b = {"W": shared, "E": lm["E"], "N": north["B"], "S": lm["S"][wa:]}
+    else:
+        kind = (ha + hb, wa, na, ea)
+        lm = _layout(*kind)
+        p, m = _n_ports(lm), wa
+        shared = p + np.arange(m)
+        place_a = {"W": lm["W"][:ha], "E": lm["E"][:ha], "N": lm["N"], "S": shared}
+        place_b = {"W": lm["W"][ha:], "E": lm["E"][ha:], "N": shared, "S": lm["S"]}
+    maps = []
+    for lay, place in ((la, place_a), (lb, place_b)):
+        mp = np.empty(_n_ports(lay), dtype=np.int64)
+        for side in "WENS":
+            mp[lay[side]] = place[side]
+        maps.append(mp)
+    return maps[0], maps[1], p, m, kind
 
 
 def _laplacian_diagonal(s: np.ndarray) -> np.ndarray:
@@ -232,57 +285,110 @@ def _laplacian_diagonal(s: np.ndarray) -> np.ndarray:
     return s
 
 
-def _schur(k: np.ndarray, keep: int) -> np.ndarray:
-    """Eliminate the nodes after the first ``keep`` from Laplacians (B, n, n) -> (B, keep, keep)."""
-    kpi = np.ascontiguousarray(k[:, :keep, keep:])
-    s = k[:, :keep, :keep] - kpi @ np.linalg.solve(k[:, keep:, keep:], k[:, keep:, :keep])
+def _merge(a: np.ndarray, b: np.ndarray, map_a: np.ndarray, map_b: np.ndarray, p: int, m: int) -> np.ndarray:
+    """Boxes (B, Pa, Pa) and (B, Pb, Pb) scattered onto p + m nodes by map_a, map_b; the last m nodes
+    eliminated (Schur complement) → (B, p, p), diagonals recomputed from the off-diagonals."""
+    if p + m <= _SMALL_NODES:
+        return _merge_small(a, b, map_a, map_b, p, m)
+    nb = a.shape[0]
+    s = np.zeros((nb, p, p))
+    k_pe = np.zeros((nb, p, m))
+    k_ee = np.zeros((nb, m, m))
+    for child, mp in ((a, map_a), (b, map_b)):
+        for s1, d1, l1 in _runs(mp):
+            for s2, d2, l2 in _runs(mp):
+                blk = child[:, s1:s1 + l1, s2:s2 + l2]
+                if d1 < p and d2 < p:
+                    s[:, d1:d1 + l1, d2:d2 + l2] += blk
+                elif d1 < p:
+                    k_pe[:, d1:d1 + l1, d2 - p:d2 - p + l2] += blk
+                elif d2 >= p:
+                    k_ee[:, d1 - p:d1 - p + l1, d2 - p:d2 - p + l2] += blk
+    x = np.linalg.solve(k_ee, k_pe.transpose(0, 2, 1))                 # (B, m, p)
+    s -= k_pe @ x
     return _laplacian_diagonal(s)
 
 
-def _merge(a: np.ndarray, b: np.ndarray, segs_a, segs_b, p: int) -> np.ndarray:
-    """Merge two batches of boxes (B, Pa, Pa), (B, Pb, Pb) that share m port nodes into (B, p, p).
-
-    ``segs_*`` list, for each run of a child's ports, (start in the child, length, start in the merged
-    ports); the shared run has destination ``p``. With R (m, p) the shared nodes' coupling to the merged
-    ports and K the shared nodes' own block: S = (children's blocks placed) - Rᵀ K⁻¹ R.
-    """
-    (ia, m, _), = [sg for sg in segs_a if sg[2] == p]
-    (ib, _, _), = [sg for sg in segs_b if sg[2] == p]
-    r = np.zeros((a.shape[0], m, p))                                   # (B, m, p)
-    for child, segs, i in ((a, segs_a, ia), (b, segs_b, ib)):
-        for s0, ln, d in segs:
-            if d != p:
-                r[:, :, d:d + ln] = child[:, i:i + m, s0:s0 + ln]
-    k_shared = a[:, ia:ia + m, ia:ia + m] + b[:, ib:ib + m, ib:ib + m]  # (B, m, m)
-    x = r / k_shared if m == 1 else np.linalg.solve(k_shared, r)       # (B, m, p)
-    s = r.transpose(0, 2, 1) @ x                                       # (B, p, p)
-    np.negative(s, out=s)
-    for child, segs in ((a, segs_a), (b, segs_b)):
-        for s1, l1, d1 in segs:
-            for s2, l2, d2 in segs:
-                if d1 != p and d2 != p:
-                    s[:, d1:d1 + l1, d2:d2 + l2] += child[:, s1:s1 + l1, s2:s2 + l2]
-    return _laplacian_diagonal(s)
+@functools.lru_cache(maxsize=4096)
+def _runs_cached(mp: tuple) -> tuple:
+    out, start = [], 0
+    for i in range(1, len(mp) + 1):
+        if i == len(mp) or mp[i] != mp[i - 1] + 1:
+            out.append((start, mp[start], i - start))
+            start = i
+    return tuple(out)
 
 
-@functools.lru_cache(maxsize=256)
-def _col_merge_maps(h: int, wa: int, wb: int):
-    """A (west) + B (east), height h: merged ports [W, E, N_A N_B, S_A S_B] then the shared A.E = B.W."""
-    w = wa + wb
-    p = 2 * h + 2 * w
-    segs_a = ((0, h, 0), (h, h, p), (2 * h, wa, 2 * h), (2 * h + wa, wa, 2 * h + w))
-    segs_b = ((0, h, p), (h, h, h), (2 * h, wb, 2 * h + wa), (2 * h + wb, wb, 2 * h + w + wa))
-    return segs_a, segs_b, p
+def _runs(mp: np.ndarray) -> tuple:
+    """Maximal runs of consecutive destinations: ((source start, destination start, length), ...)."""
+    return _runs_cached(tuple(int(v) for v in mp))
 
 
-@functools.lru_cache(maxsize=256)
-def _row_merge_maps(ha: int, hb: int, w: int):
-    """A (north) + B (south), width w: merged ports [W_A W_B, E_A E_B, N, S] then the shared A.S = B.N."""
-    h = ha + hb
-    p = 2 * h + 2 * w
-    segs_a = ((0, ha, 0), (ha, ha, h), (2 * ha, w, 2 * h), (2 * ha + w, w, p))
-    segs_b = ((0, hb, ha), (hb, hb, h + ha), (2 * hb, w, p), (2 * hb + w, w, 2 * h + w))
-    return segs_a, segs_b, p
+def _njit(fn):
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a core dependency
+        return fn
+    return numba.njit(cache=True, nogil=True)(fn)
+
+
+@_njit
+def _merge_small(a, b, map_a, map_b, p, m):  # pragma: no cover - compiled (its Python twin is _merge)
+    """``_merge`` for small boxes: per box, scatter into a dense (p+m)² matrix and eliminate the last m
+    nodes one at a time (the block is a principal submatrix of a connected network's Laplacian: positive
+    definite, no pivoting needed)."""
+    nb = a.shape[0]
+    n = p + m
+    out = np.empty((nb, p, p))
+    f = np.empty((n, n))
+    for t in range(nb):
+        f[:, :] = 0.0
+        for u in range(map_a.size):
+            for v in range(map_a.size):
+                f[map_a[u], map_a[v]] += a[t, u, v]
+        for u in range(map_b.size):
+            for v in range(map_b.size):
+                f[map_b[u], map_b[v]] += b[t, u, v]
+        for e in range(n - 1, p - 1, -1):
+            piv = f[e, e]
+            for i in range(e):
+                c = f[i, e] / piv
+                if c != 0.0:
+                    for j in range(e):
+                        f[i, j] -= c * f[e, j]
+        for i in range(p):
+            s = 0.0
+            for j in range(p):
+                if j != i:
+                    out[t, i, j] = f[i, j]
+                    s += f[i, j]
+            out[t, i, i] = -s
+    return out
+
+
+def _cell_boxes(g: np.ndarray, gr: float, gc: float, north: bool, east: bool) -> np.ndarray:
+    """(n, P, P) admittance of single cells (conductances g, shape (n,)) of one kind: ports [W, E, N, S]
+    = [west, row node, column node, south], with the row node (east edge) and the column node (north
+    edge) eliminated when they are no ports."""
+    k = np.zeros((g.size, 4, 4))
+    k[:, 0, 0] = gr
+    k[:, 0, 1] = k[:, 1, 0] = -gr
+    k[:, 1, 1] = gr + g
+    k[:, 1, 2] = k[:, 2, 1] = -g
+    k[:, 2, 2] = g + gc
+    k[:, 2, 3] = k[:, 3, 2] = -gc
+    k[:, 3, 3] = gc
+    if not (north or east):
+        return k
+    lay = _layout(1, 1, north, east)
+    p = _n_ports(lay)
+    place = {"W": 0, "E": lay["E"][0] if lay["E"].size else None, "N": lay["N"][0] if lay["N"].size else None,
+             "S": lay["S"][0]}
+    dropped = [side for side in "EN" if place[side] is None]
+    for d, side in enumerate(dropped):
+        place[side] = p + d
+    mp = np.array([place[side] for side in "WENS"], dtype=np.int64)
+    return _merge(k, np.zeros((g.size, 0, 0)), mp, np.zeros(0, dtype=np.int64), p, len(dropped))
 
 
 def _halves(sizes: tuple[int, ...]) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
@@ -320,46 +426,62 @@ def _plan(rows: int, cols: int):
     return steps[::-1]
 
 
+def _classes(sizes: np.ndarray, edge_first: bool):
+    """Group indices of a 1-D list of group sizes into classes (size, on-edge): {(size, edge): indices}.
+    The edge is the first group (north) or the last (east)."""
+    edge = np.zeros(len(sizes), dtype=bool)
+    edge[0 if edge_first else -1] = True
+    return {(int(h), bool(e)): np.nonzero((sizes == h) & (edge == e))[0]
+            for h in np.unique(sizes) for e in (True, False) if np.any((sizes == h) & (edge == e))}
+
+
 def _hierarchical_schur(g: np.ndarray, gr: float, gc: float) -> np.ndarray:
-    rows, cols = g.shape
+    """g (K, rows, cols) S → (K, rows, cols) effective conductances, K arrays solved together.
+
+    A box's kind depends on its row group (height, north edge) and its column group (width, east edge)
+    separately, so the boxes of one kind form a sub-grid: rows r_idx × columns q_idx of the box grid."""
+    n_arr, rows, cols = g.shape
     rs = np.ones(rows, dtype=int)                                      # row group sizes
     cs = np.ones(cols, dtype=int)                                      # column group sizes
-    store = {(1, 1): _cell_boxes(g, gr, gc)}                           # box shape -> (count, P, P)
-    pos = np.arange(rows * cols).reshape(rows, cols)                   # box -> index in its shape's array
+    # store: kind -> (K, count, P, P); pos[i, j]: index of box (i, j) in its kind's array
+    store, pos = {}, np.empty((rows, cols), dtype=int)
+    for (_, north), r_idx in _classes(rs, True).items():
+        for (_, east), q_idx in _classes(cs, False).items():
+            cells = g[:, r_idx[:, None], q_idx[None, :]].reshape(-1)
+            box = _cell_boxes(cells, gr, gc, north, east)
+            store[(1, 1, north, east)] = box.reshape(n_arr, r_idx.size * q_idx.size, 4 - north - east,
+                                                     4 - north - east)
+            pos[r_idx[:, None], q_idx[None, :]] = np.arange(r_idx.size * q_idx.size).reshape(r_idx.size, -1)
     for axis, parents, parent_sizes in _plan(rows, cols):
-        first = np.array([p[0] for p in parents])                      # child group indices
-        second = np.array([p[-1] for p in parents])
-        paired = np.array([len(p) == 2 for p in parents])
+        first = np.array([q[0] for q in parents])                      # child group indices
+        second = np.array([q[-1] for q in parents])
+        paired = np.array([len(q) == 2 for q in parents])
         psz = np.asarray(parent_sizes)
         pr, pc = (rs, psz) if axis == "cols" else (psz, cs)            # parent grid group sizes
         new_store, new_pos = {}, np.empty((len(pr), len(pc)), dtype=int)
-        for h in np.unique(pr):                                        # boxes of one shape at once
-            for w in np.unique(pc):
-                r_idx, q_idx = np.nonzero((pr[:, None] == h) & (pc[None, :] == w))
+        for (h, north), r_idx in _classes(pr, True).items():
+            for (w, east), q_idx in _classes(pc, False).items():
                 if axis == "cols":
                     ra, qa, rb, qb, pair = r_idx, first[q_idx], r_idx, second[q_idx], paired[q_idx[0]]
                 else:
                     ra, qa, rb, qb, pair = first[r_idx], q_idx, second[r_idx], q_idx, paired[r_idx[0]]
-                shape_a = (int(rs[ra[0]]), int(cs[qa[0]]))
-                box = store[shape_a][pos[ra, qa]]
+                ka = (int(rs[ra[0]]), int(cs[qa[0]]), ra[0] == 0, qa[0] == len(cs) - 1)
+                box = store[ka][:, pos[ra[:, None], qa[None, :]].ravel()]  # (K, n, P, P)
                 if pair:                                               # else a 1-wide group passes through
-                    shape_b = (int(rs[rb[0]]), int(cs[qb[0]]))
-                    if axis == "cols":
-                        segs = _col_merge_maps(int(h), shape_a[1], shape_b[1])
-                    else:
-                        segs = _row_merge_maps(shape_a[0], shape_b[0], int(w))
-                    box = _merge(box, store[shape_b][pos[rb, qb]], *segs)
-                new_store[(int(h), int(w))] = box
-                new_pos[r_idx, q_idx] = np.arange(len(r_idx))
+                    kb = (int(rs[rb[0]]), int(cs[qb[0]]), rb[0] == 0, qb[0] == len(cs) - 1)
+                    other = store[kb][:, pos[rb[:, None], qb[None, :]].ravel()]
+                    map_a, map_b, p, m, _ = _merge_maps(axis, ka, kb)
+                    n_box = box.shape[1]
+                    box = _merge(box.reshape(-1, *box.shape[2:]), other.reshape(-1, *other.shape[2:]),
+                                 map_a, map_b, p, m).reshape(n_arr, n_box, p, p)
+                new_store[(h, w, north, east)] = box
+                new_pos[r_idx[:, None], q_idx[None, :]] = np.arange(r_idx.size * q_idx.size).reshape(
+                    r_idx.size, -1)
         store, pos = new_store, new_pos
         rs, cs = pr, pc
-    (root,) = store.values()                                           # (1, P, P), ports [W, E, N, S]
-    keep = np.concatenate([np.arange(rows), 2 * rows + cols + np.arange(cols)])     # sources, amplifiers
-    drop = np.concatenate([rows + np.arange(rows), 2 * rows + np.arange(cols)])     # dangling edges
-    order = np.concatenate([keep, drop])
-    top = _schur(root[:, order[:, None], order[None, :]], rows + cols)[0]
+    (root,) = store.values()                                           # (K, 1, rows+cols, rows+cols): [W, S]
     # current into the box at amplifier j per volt on source i; the amplifier receives its negative
-    return -top[rows:, :rows].T                                        # (rows, cols) S
+    return -root[:, 0, rows:, :rows].transpose(0, 2, 1)                # (K, rows, cols) S
 
 
 # --------------------------------------------------------------------------- independent reference
