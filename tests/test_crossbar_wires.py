@@ -105,6 +105,20 @@ def test_effective_matrix_matches_independent_sparse_solve(rows, cols, r_row, r_
     np.testing.assert_array_equal(column_currents(g, v, r_row, r_col), v @ g_eff)
 
 
+@pytest.mark.parametrize("r_row,r_col", [(2.0, 1.0), (0.0, 3.0), (3.0, 0.0)])
+def test_padding_rows_and_columns_are_cut_off_exactly(r_row, r_col):
+    """A partly used tile: no devices in the last rows and columns. The solve cuts them off (the column
+    wires below the last used row become one longer segment); the sparse solve keeps the whole array."""
+    g, v = _random_array(24, 20, seed=11, off=0.1)
+    g[17:] = 0.0
+    g[:, 13:] = 0.0
+    g_eff = effective_conductance(g, r_row, r_col)
+    ref = nodal_column_currents(g, v, r_row, r_col)
+    np.testing.assert_allclose(v @ g_eff, ref, rtol=1e-11, atol=1e-15 * np.abs(ref).max())
+    assert not g_eff[17:].any() and not g_eff[:, 13:].any()
+    np.testing.assert_array_equal(effective_conductance(np.zeros((4, 3)), r_row, r_col), np.zeros((4, 3)))
+
+
 def test_a_batch_of_arrays_equals_one_call_per_array():
     g = np.stack([_random_array(20, 12, seed=s, off=0.1)[0] for s in range(3)])  # (3, 20, 12) S
     np.testing.assert_array_equal(effective_conductance(g, 2.0, 1.0),

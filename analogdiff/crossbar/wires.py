@@ -128,20 +128,31 @@ def effective_conductance(g_s, r_row_ohm: float, r_col_ohm: float):
 
 
 def _effective_conductance(g: np.ndarray, r_row_ohm: float, r_col_ohm: float) -> np.ndarray:
-    """g (rows, cols) or (K, rows, cols) → G_eff of the same shape."""
+    """g (rows, cols) or (K, rows, cols) → G_eff of the same shape.
+
+    Rows and columns without any device at the far ends (south, east) — the padding of a partly used
+    tile — are cut off exactly before the solve: the east ends of the row wires then carry no current,
+    and the column wires below the last used row only add their segments in series to the last one."""
     if g.ndim == 3:
-        if r_row_ohm == 0.0 or r_col_ohm == 0.0:
-            return np.stack([_effective_conductance(gk, r_row_ohm, r_col_ohm) for gk in g])
-        with _blas_one_thread():  # one array at a time: a batch of boxes of many arrays overflows the caches
-            return np.concatenate([_hierarchical_schur(gk[None], 1.0 / r_row_ohm, 1.0 / r_col_ohm) for gk in g])
+        return np.stack([_effective_conductance(gk, r_row_ohm, r_col_ohm) for gk in g]) if len(g) else g.copy()
     if r_row_ohm == 0.0 and r_col_ohm == 0.0:
         return g.copy()
+    rows_used = np.nonzero(g.any(axis=1))[0]
+    cols_used = np.nonzero(g.any(axis=0))[0]
+    out = np.zeros_like(g)
+    if rows_used.size == 0:
+        return out
+    ru, cu = rows_used[-1] + 1, cols_used[-1] + 1
+    sub = g[:ru, :cu]
+    gc_last = 1.0 / (r_col_ohm * (1 + g.shape[0] - ru)) if r_col_ohm > 0 else math.inf
     if r_row_ohm == 0.0:
-        return _ideal_rows(g, 1.0 / r_col_ohm)
-    if r_col_ohm == 0.0:
-        return _ideal_cols(g, 1.0 / r_row_ohm)
-    with _blas_one_thread():
-        return _hierarchical_schur(g[None], 1.0 / r_row_ohm, 1.0 / r_col_ohm)[0]
+        out[:ru, :cu] = _ideal_rows(sub, 1.0 / r_col_ohm, gc_last)
+    elif r_col_ohm == 0.0:
+        out[:ru, :cu] = _ideal_cols(sub, 1.0 / r_row_ohm)
+    else:
+        with _blas_one_thread():
+            out[:ru, :cu] = _hierarchical_schur(sub[None], 1.0 / r_row_ohm, 1.0 / r_col_ohm, gc_last)[0]
+    return out
 
 
 def _blas_one_thread():
@@ -168,7 +179,7 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b > 0)
 
 
-def _ideal_rows(g: np.ndarray, gc: float) -> np.ndarray:
+def _ideal_rows(g: np.ndarray, gc: float, gc_last: float) -> np.ndarray:
     """r_row = 0: every row node sits at its source voltage; each column is a ladder on its own.
 
     Walking down column j, the part above and including row i is a Norton equivalent: conductance
@@ -184,6 +195,7 @@ def _ideal_rows(g: np.ndarray, gc: float) -> np.ndarray:
     for i in range(1, rows):
         h[i] = s[i - 1] + g[i]
         s[i] = _series(h[i], gc)
+    s[-1] = _series(h[-1], gc_last)                                     # the segment to the amplifier
     step = np.ones_like(g)                                             # weight kept from row i-1 to row i
     step[1:] = _ratio(s[:-1], h[1:])
     # carry[i] = Π_{k=i+1}^{rows-1} step[k]
@@ -366,7 +378,7 @@ def _merge_small(a, b, map_a, map_b, p, m):  # pragma: no cover - compiled (its 
     return out
 
 
-def _cell_boxes(g: np.ndarray, gr: float, gc: float, north: bool, east: bool) -> np.ndarray:
+def _cell_boxes(g: np.ndarray, gr: float, gc: np.ndarray, north: bool, east: bool) -> np.ndarray:
     """(n, P, P) admittance of single cells (conductances g, shape (n,)) of one kind: ports [W, E, N, S]
     = [west, row node, column node, south], with the row node (east edge) and the column node (north
     edge) eliminated when they are no ports."""
@@ -435,8 +447,9 @@ def _classes(sizes: np.ndarray, edge_first: bool):
             for h in np.unique(sizes) for e in (True, False) if np.any((sizes == h) & (edge == e))}
 
 
-def _hierarchical_schur(g: np.ndarray, gr: float, gc: float) -> np.ndarray:
-    """g (K, rows, cols) S → (K, rows, cols) effective conductances, K arrays solved together.
+def _hierarchical_schur(g: np.ndarray, gr: float, gc: float, gc_last: float) -> np.ndarray:
+    """g (K, rows, cols) S → (K, rows, cols) effective conductances, K arrays solved together; the last
+    row's south segments (to the amplifiers) have conductance ``gc_last``, all others ``gc``.
 
     A box's kind depends on its row group (height, north edge) and its column group (width, east edge)
     separately, so the boxes of one kind form a sub-grid: rows r_idx × columns q_idx of the box grid."""
@@ -445,10 +458,12 @@ def _hierarchical_schur(g: np.ndarray, gr: float, gc: float) -> np.ndarray:
     cs = np.ones(cols, dtype=int)                                      # column group sizes
     # store: kind -> (K, count, P, P); pos[i, j]: index of box (i, j) in its kind's array
     store, pos = {}, np.empty((rows, cols), dtype=int)
+    south = np.full((n_arr, rows, cols), gc)                           # south segment of each cell, S
+    south[:, -1] = gc_last
     for (_, north), r_idx in _classes(rs, True).items():
         for (_, east), q_idx in _classes(cs, False).items():
             cells = g[:, r_idx[:, None], q_idx[None, :]].reshape(-1)
-            box = _cell_boxes(cells, gr, gc, north, east)
+            box = _cell_boxes(cells, gr, south[:, r_idx[:, None], q_idx[None, :]].reshape(-1), north, east)
             store[(1, 1, north, east)] = box.reshape(n_arr, r_idx.size * q_idx.size, 4 - north - east,
                                                      4 - north - east)
             pos[r_idx[:, None], q_idx[None, :]] = np.arange(r_idx.size * q_idx.size).reshape(r_idx.size, -1)
