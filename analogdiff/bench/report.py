@@ -32,7 +32,10 @@ def pm(g: Mapping, metric: str, digits: int = 3) -> str:
         return "–"
     if g.get(f"{metric}.n", 1) < 2:
         return fmt(g[f"{metric}.mean"], digits)
-    return f"{fmt(g[f'{metric}.mean'], digits)} ± {fmt(g[f'{metric}.std'], 2)}"
+    mean, std = g[f"{metric}.mean"], g[f"{metric}.std"]
+    if isinstance(mean, (int, float)) and isinstance(std, (int, float)) and abs(std) <= 1e-12 * abs(mean):
+        std = 0.0  # rounding noise of a quantity the seeds do not change (e.g. pipeline latency)
+    return f"{fmt(mean, digits)} ± {fmt(std, 2)}"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
