@@ -21,31 +21,6 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-_MALLOC_SET = False
-
-
-def keep_freed_memory() -> None:
-    """Let glibc keep freed memory for reuse (trim threshold 1 GiB, mmap threshold 32 MiB), once per process.
-
-    Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 (``distributed.nanny.pre-spawn-environ``),
-    which also freezes glibc's mmap threshold at 128 KiB: every array above that is then a fresh mmap whose
-    pages the kernel zero-fills, and the IR-drop solves allocate many. Measured on the default suite: 42% of
-    all CPU time in the kernel (sys 21 min of 50), against 7% with these settings. No-op off glibc."""
-    global _MALLOC_SET
-    if _MALLOC_SET:
-        return
-    _MALLOC_SET = True
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (glibc's maximum on 64-bit)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def run_single_threaded(fn: Callable, *args: Any) -> Any:
     """Call ``fn(*args)`` with torch, the BLAS under NumPy and numba limited to one thread, restored
     afterwards: the same operations in the same order wherever the task runs."""
@@ -53,6 +28,8 @@ def run_single_threaded(fn: Callable, *args: Any) -> Any:
 
     import numba
     import torch
+
+    from analogdiff._runtime import keep_freed_memory
 
     keep_freed_memory()
 

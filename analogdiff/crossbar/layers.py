@@ -352,8 +352,12 @@ def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
     None falls back to dynamic input ranges and synthetic ADC calibration (warning); at most
     ``max_calibration_vectors`` input vectors per layer are kept (evenly thinned).
     ``read_noise_rank``: None = exact read-noise variance, r = rank-r variance (faster, see above).
-    The copy is at drift time 0; ``model`` itself is untouched.
+    The copy is at drift time 0; ``model`` itself is untouched. Sets glibc to keep freed memory for this
+    process (``analogdiff._runtime.keep_freed_memory``; ANALOGDIFF_KEEP_MALLOC=0 to opt out).
     """
+    from analogdiff._runtime import keep_freed_memory
+
+    keep_freed_memory()
     if not isinstance(hw, Hardware):
         hw = load_hardware(hw)
     if hw.kind != "analog":
