@@ -96,22 +96,32 @@ def _normal_pair(key, ctr):
 
 
 @numba.njit(inline="always", error_model="numpy", cache=True)
-def _fill_normals(z, key, row):
-    """z[:] = the normals of row ``row`` of stream ``key`` (pair counters row·ceil(M/2) + q)."""
+def _normal_pairs(za, zb, key, base):
+    """za[q], zb[q] = the pair of counter base + q. Two arrays that cannot alias: the loop vectorizes
+    (measured 1.8 ns per normal against 6.9 ns when both halves were stored into one array)."""
+    for q in range(za.shape[0]):
+        a, b = _normal_pair(key, base + q)
+        za[q] = a
+        zb[q] = b
+
+
+@numba.njit(inline="always", error_model="numpy", cache=True)
+def _fill_normals(z, key, row, tmp):
+    """z[:] = the normals of row ``row`` of stream ``key`` (pair counters row·ceil(M/2) + q: first
+    elements to z[:M//2], second to z[ceil(M/2):]). ``tmp``: scratch, at least M//2 long."""
     m = z.shape[0]
     half = (m + 1) // 2
+    n2 = m // 2
     base = row * half
-    for q in range(m // 2):
-        a, b = _normal_pair(key, base + q)
-        z[q] = a
-        z[half + q] = b
+    _normal_pairs(z[:n2], tmp[:n2], key, base)
+    z[half:half + n2] = tmp[:n2]
     if m % 2:
-        a, b = _normal_pair(key, base + m // 2)
-        z[m // 2] = a
+        a, _ = _normal_pair(key, base + n2)
+        z[n2] = a
 
 
 def counter_normals(key: int, n_rows: int, m: int) -> np.ndarray:
-    """NumPy twin of the kernels' normals: (n_rows, m) float32, row r as ``_fill_normals(z, key, r)``."""
+    """NumPy twin of the kernels' normals: (n_rows, m) float32, row r as ``_fill_normals(z, key, r, tmp)``."""
     half = (m + 1) // 2
     ctr = np.arange(n_rows * half, dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -349,6 +359,7 @@ def _adc_accumulate(y, var, has_var, key_read, key_adc, gain, qscale, blocks, ro
         acc = np.empty(n_out)
         s_row = np.empty(m_cols, dtype=np.float32)
         z_row = np.empty(m_cols, dtype=np.float32)
+        z_tmp = np.empty(m_cols, dtype=np.float32)
         for n in range(ch * chunk, min(n_rows, ch * chunk + chunk)):
             acc[:] = 0.0
             n_clip = 0
@@ -357,7 +368,7 @@ def _adc_accumulate(y, var, has_var, key_read, key_adc, gain, qscale, blocks, ro
                     row = (p * n_tiles + r) * n_rows + n  # noise stream row of this tile output
                     src = y[p, r, n]
                     if has_var:  # read noise, drawn exactly at output level: N(0, Σ_i x_i² σ_ij²)
-                        _fill_normals(z_row, key_read, row)
+                        _fill_normals(z_row, key_read, row, z_tmp)
                         vrow = var[p, r, n]
                         for m in range(m_cols):
                             s_row[m] = src[m] + np.sqrt(max(vrow[m], np.float32(0.0))) * z_row[m]
@@ -376,7 +387,7 @@ def _adc_accumulate(y, var, has_var, key_read, key_adc, gain, qscale, blocks, ro
                                 acc[j] += np.rint(min(max(u, -hh), hh)) * qscale[p, r, mb + j]
                     else:
                         if noise_lsb > 0:
-                            _fill_normals(z_row, key_adc, row)
+                            _fill_normals(z_row, key_adc, row, z_tmp)
                         for b in range(blocks.shape[0]):
                             m0, m1, off = blocks[b, 0], blocks[b, 1], blocks[b, 2] - blocks[b, 0]
                             g_dyn, step = 0.0, 1.0
