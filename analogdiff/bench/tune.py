@@ -272,6 +272,22 @@ def _fingerprint(sp: dict) -> str:
     return canonical_json({k: sp[k] for k in keys})
 
 
+def _rdb_storage(optuna, url: str, attempts: int = 5):
+    """Optuna's RDBStorage, retried when another process is creating the same schema at this moment
+    (machines sharing one study start together; SQLAlchemy then reports "table ... already exists")."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+        except Exception as e:  # sqlalchemy OperationalError / IntegrityError
+            if "already exists" not in str(e) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 def open_study(sp: dict, out_dir: Path, storage: str | None = None):
     """Create or load the study of space ``sp``; fails if the stored study was made from another space."""
     import warnings
@@ -284,9 +300,7 @@ def open_study(sp: dict, out_dir: Path, storage: str | None = None):
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     url = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     try:
-        rdb = optuna.storages.RDBStorage(
-            url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+        rdb = _rdb_storage(optuna, url)
     except (ImportError, ModuleNotFoundError) as e:
         raise ValueError(f"--storage: cannot open {url.split('@')[-1]} ({e})") from None
     except Exception as e:  # sqlalchemy errors: bad URL, unreachable server
