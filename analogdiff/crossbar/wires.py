@@ -307,8 +307,8 @@ def _merge(a: np.ndarray, b: np.ndarray, map_a: np.ndarray, map_b: np.ndarray, p
     k_pe = np.zeros((nb, p, m))
     k_ee = np.zeros((nb, m, m))
     for child, mp in ((a, map_a), (b, map_b)):
-        for s1, d1, l1 in _runs(mp):
-            for s2, d2, l2 in _runs(mp):
+        for s1, d1, l1 in _runs(mp, p):
+            for s2, d2, l2 in _runs(mp, p):
                 blk = child[:, s1:s1 + l1, s2:s2 + l2]
                 if d1 < p and d2 < p:
                     s[:, d1:d1 + l1, d2:d2 + l2] += blk
@@ -322,18 +322,19 @@ def _merge(a: np.ndarray, b: np.ndarray, map_a: np.ndarray, map_b: np.ndarray, p
 
 
 @functools.lru_cache(maxsize=4096)
-def _runs_cached(mp: tuple) -> tuple:
+def _runs_cached(mp: tuple, p: int) -> tuple:
     out, start = [], 0
     for i in range(1, len(mp) + 1):
-        if i == len(mp) or mp[i] != mp[i - 1] + 1:
+        if i == len(mp) or mp[i] != mp[i - 1] + 1 or mp[i] == p:
             out.append((start, mp[start], i - start))
             start = i
     return tuple(out)
 
 
-def _runs(mp: np.ndarray) -> tuple:
-    """Maximal runs of consecutive destinations: ((source start, destination start, length), ...)."""
-    return _runs_cached(tuple(int(v) for v in mp))
+def _runs(mp: np.ndarray, p: int) -> tuple:
+    """Maximal runs of consecutive destinations, split where the kept ports [0, p) end:
+    ((source start, destination start, length), ...)."""
+    return _runs_cached(tuple(int(v) for v in mp), p)
 
 
 def _njit(fn):
