@@ -86,3 +86,27 @@ def test_same_seed_same_init_and_bad_shapes():
         CharLM("gpt", SHAPE)
     with pytest.raises(ValueError, match="context_len"):
         CharLM("ar", SHAPE)(torch.zeros(1, 13, dtype=torch.long))
+
+
+@pytest.mark.parametrize("n_kv_heads", [2, 1])
+def test_kv_cache_gives_the_full_forward_logits(n_kv_heads):
+    """Decoding with a KV cache (a prefix, then a chunk, then one position at a time) reproduces the
+    logits of one full causal forward, position by position (also with grouped KV heads)."""
+    shape = Shape("tiny", n_layers=2, d_model=16, n_heads=2, n_kv_heads=n_kv_heads, d_ff=32, vocab_size=64,
+                  context_len=12)
+    model = CharLM("ar", shape, seed=3).eval()
+    x = _ids(5)
+    with torch.no_grad():
+        full = model(x)[..., :-1]                                      # drop the -inf mask column
+        cache: list = []
+        parts = [model(x[:, :4], cache=cache), model(x[:, 4:7], cache=cache)]
+        parts += [model(x[:, t:t + 1], cache=cache) for t in range(7, 12)]
+    inc = torch.cat(parts, dim=1)[..., :-1]
+    torch.testing.assert_close(inc, full, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="exceeds context_len"):
+        model(x[:, :1], cache=cache)                                   # a 13th position
+
+
+def test_kv_cache_is_for_causal_models_only():
+    with pytest.raises(ValueError, match="causal"):
+        CharLM("mdlm", SHAPE).eval()(_ids(), cache=[])

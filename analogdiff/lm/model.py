@@ -75,7 +75,12 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(shape.d_model, (shape.n_heads + 2 * shape.n_kv_heads) * self.head_dim)
         self.out = nn.Linear(shape.n_heads * self.head_dim, shape.d_model)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: dict | None = None
+                ) -> torch.Tensor:
+        """``cache`` (decoding with a KV cache): a dict holding this layer's keys and values of the positions
+        seen so far ("k", "v": (B, nkv, P, hd), absent at first); x holds the next positions P, P+1, ...,
+        which attend to all cached positions and causally among themselves; their keys and values are
+        appended."""
         B, T, _ = x.shape  # (B, T, C)
         q, k, v = self.qkv(x).split(
             [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], dim=-1
@@ -83,12 +88,23 @@ class Attention(nn.Module):
         q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
         k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
-        q, k = apply_rotary(q, cos[:T], sin[:T]), apply_rotary(k, cos[:T], sin[:T])
+        past = 0 if cache is None or "k" not in cache else cache["k"].shape[2]
+        cos, sin = cos[past:past + T], sin[past:past + T]
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if cache is not None:
+            if past:
+                k = torch.cat([cache["k"], k], dim=2)  # (B, nkv, past + T, hd)
+                v = torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
         if self.n_kv_heads != self.n_heads:
             repeat = self.n_heads // self.n_kv_heads
-            k = k.repeat_interleave(repeat, dim=1)  # (B, nh, T, hd)
+            k = k.repeat_interleave(repeat, dim=1)  # (B, nh, past + T, hd)
             v = v.repeat_interleave(repeat, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, nh, T, hd)
+        if past and self.causal and T > 1:  # new positions see the cache and earlier new positions
+            allowed = torch.arange(T)[:, None] + past >= torch.arange(past + T)[None, :]  # (T, past + T)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal and not past)  # (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, C)
         return self.out(y)  # (B, T, C)
 
@@ -111,8 +127,9 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(shape.d_model)
         self.mlp = MLP(shape)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), cos, sin)  # (B, T, C)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: dict | None = None
+                ) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cos, sin, cache)  # (B, T, C)
         return x + self.mlp(self.ln2(x))  # (B, T, C)
 
 
@@ -133,13 +150,21 @@ class Backbone(nn.Module):
         self.ln_f = nn.LayerNorm(shape.d_model)
         self.head = nn.Linear(shape.d_model, shape.vocab_size)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, cache: list | None = None) -> torch.Tensor:
+        """``cache``: None, or a list (empty at first) that keeps one KV cache per block across calls: each
+        call then feeds the next positions only (causal models; see ``Attention.forward``)."""
         T = ids.shape[1]
+        if cache is not None:
+            if not self.causal:
+                raise ValueError("cache: a KV cache needs a causal (AR) model")
+            if not cache:
+                cache.extend({} for _ in self.blocks)
+            T += cache[0]["k"].shape[2] if "k" in cache[0] else 0
         if T > self.shape.context_len:
             raise ValueError(f"ids: sequence length {T} exceeds context_len={self.shape.context_len}")
         x = self.tok_emb(ids)  # (B, T, C)
-        for block in self.blocks:
-            x = block(x, self.rope_cos, self.rope_sin)  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, self.rope_cos, self.rope_sin, None if cache is None else cache[i])  # (B, T, C)
         return self.head(self.ln_f(x))  # (B, T, V)
 
 
@@ -186,8 +211,9 @@ class CharLM(nn.Module):
     def mask_id(self) -> int:
         return self.vocab.mask_id
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        logits = self.backbone(ids)  # (B, T, V)
+    def forward(self, ids: torch.Tensor, cache: list | None = None) -> torch.Tensor:
+        """``cache`` (AR only): see ``Backbone.forward``; logits of the positions fed."""
+        logits = self.backbone(ids, cache)  # (B, T, V)
         mask_col = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
         mask_col[self.mask_id] = True
         return logits.masked_fill(mask_col, float("-inf"))  # (B, T, V), never predicts the mask

@@ -114,12 +114,19 @@ def sample_ar(model, context: torch.Tensor, n_new: int, gen: torch.Generator, te
               top_k: int | None = None, on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
     """Extend ``context`` (B, P) by ``n_new`` characters, one at a time: returns (B, P + n_new).
 
-    The window fed to the model is the last ``context_len`` ids (no KV cache: each step is one full forward).
+    When everything fed fits the context (P + n_new - 1 <= context_len) the model decodes with a KV cache,
+    as AR hardware does: the context once, then each new character once (on analog tiles: one MVM per layer
+    per character, with its own read noise). Otherwise each step is one full forward over the last
+    ``context_len`` ids.
     """
     x = context.clone()
     C = model.shape.context_len
+    cache = [] if context.shape[1] + n_new - 1 <= C else None
     for i in range(n_new):
-        logits = model(x[:, -C:])[:, -1]  # (B, V)
+        if cache is None:
+            logits = model(x[:, -C:])[:, -1]  # (B, V)
+        else:
+            logits = model(x if i == 0 else x[:, -1:], cache=cache)[:, -1]  # (B, V)
         nxt, _ = categorical(logits, gen, temperature, top_k)  # (B,)
         x = torch.cat([x, nxt[:, None]], dim=1)  # (B, P + i + 1)
         if on_step is not None:
