@@ -116,8 +116,8 @@ def effective_conductance(g_s, r_row_ohm: float, r_col_ohm: float):
 
     ``G_eff[i, j]`` is the current into sense amplifier j per volt on row i, all other rows at 0 V.
     Ideal wires (both resistances 0) give ``g_s`` itself. Returned as the kind of ``g_s``.
-    ``g_s`` may hold a batch (..., rows, cols) of arrays of one geometry, solved together (faster than
-    one call per array). About 0.15 s of one core for 256×256, 0.3 s for 256×512, 0.86 s for 512×512
+    ``g_s`` may hold a batch (..., rows, cols) of arrays of one geometry, solved one after the other
+    (together they overflow the caches: measured slower). About 0.15 s of one core for 256×256, 0.3 s for 256×512, 0.86 s for 512×512
     (``benchmarks/bench_irdrop.py``).
     """
     g = _check_conductances(g_s, batched=True)
@@ -151,7 +151,7 @@ def _effective_conductance(g: np.ndarray, r_row_ohm: float, r_col_ohm: float) ->
         out[:ru, :cu] = _ideal_cols(sub, 1.0 / r_row_ohm)
     else:
         with _blas_one_thread():
-            out[:ru, :cu] = _hierarchical_schur(sub[None], 1.0 / r_row_ohm, 1.0 / r_col_ohm, gc_last)[0]
+            out[:ru, :cu] = _hierarchical_schur(sub, 1.0 / r_row_ohm, 1.0 / r_col_ohm, gc_last)
     return out
 
 
@@ -261,7 +261,7 @@ def _merge_maps(axis: str, kind_a: tuple, kind_b: tuple):
     """Where each child port goes in the merged node list: [merged ports (p) | shared nodes (m)].
 
     cols: A (west) + B (east) share A.E = B.W; rows: A (north) + B (south) share A.S = B.N.
-    Returns (map_a, map_b, p, m, merged kind)."""
+    Returns (map_a, map_b, p, m)."""
     (ha, wa, na, ea), (hb, wb, nb, eb) = kind_a, kind_b
     la, lb = _layout(*kind_a), _layout(*kind_b)
     if axis == "cols":
@@ -285,7 +285,7 @@ def _merge_maps(axis: str, kind_a: tuple, kind_b: tuple):
         for side in "WENS":
             mp[lay[side]] = place[side]
         maps.append(mp)
-    return maps[0], maps[1], p, m, kind
+    return maps[0], maps[1], p, m
 
 
 def _laplacian_diagonal(s: np.ndarray) -> np.ndarray:
@@ -449,25 +449,23 @@ def _classes(sizes: np.ndarray, edge_first: bool):
 
 
 def _hierarchical_schur(g: np.ndarray, gr: float, gc: float, gc_last: float) -> np.ndarray:
-    """g (K, rows, cols) S → (K, rows, cols) effective conductances, K arrays solved together; the last
-    row's south segments (to the amplifiers) have conductance ``gc_last``, all others ``gc``.
+    """g (rows, cols) S → (rows, cols) effective conductances; the last row's south segments (to the
+    amplifiers) have conductance ``gc_last``, all others ``gc``.
 
     A box's kind depends on its row group (height, north edge) and its column group (width, east edge)
     separately, so the boxes of one kind form a sub-grid: rows r_idx × columns q_idx of the box grid."""
-    n_arr, rows, cols = g.shape
+    rows, cols = g.shape
     rs = np.ones(rows, dtype=int)                                      # row group sizes
     cs = np.ones(cols, dtype=int)                                      # column group sizes
-    # store: kind -> (K, count, P, P); pos[i, j]: index of box (i, j) in its kind's array
+    # store: kind -> (count, P, P); pos[i, j]: index of box (i, j) in its kind's array
     store, pos = {}, np.empty((rows, cols), dtype=int)
-    south = np.full((n_arr, rows, cols), gc)                           # south segment of each cell, S
-    south[:, -1] = gc_last
+    south = np.full((rows, cols), gc)                                  # south segment of each cell, S
+    south[-1] = gc_last
     for (_, north), r_idx in _classes(rs, True).items():
         for (_, east), q_idx in _classes(cs, False).items():
-            cells = g[:, r_idx[:, None], q_idx[None, :]].reshape(-1)
-            box = _cell_boxes(cells, gr, south[:, r_idx[:, None], q_idx[None, :]].reshape(-1), north, east)
-            store[(1, 1, north, east)] = box.reshape(n_arr, r_idx.size * q_idx.size, 4 - north - east,
-                                                     4 - north - east)
-            pos[r_idx[:, None], q_idx[None, :]] = np.arange(r_idx.size * q_idx.size).reshape(r_idx.size, -1)
+            sub = np.ix_(r_idx, q_idx)
+            store[(1, 1, north, east)] = _cell_boxes(g[sub].ravel(), gr, south[sub].ravel(), north, east)
+            pos[sub] = np.arange(r_idx.size * q_idx.size).reshape(r_idx.size, -1)
     for axis, parents, parent_sizes in _plan(rows, cols):
         first = np.array([q[0] for q in parents])                      # child group indices
         second = np.array([q[-1] for q in parents])
@@ -482,22 +480,17 @@ def _hierarchical_schur(g: np.ndarray, gr: float, gc: float, gc_last: float) -> 
                 else:
                     ra, qa, rb, qb, pair = first[r_idx], q_idx, second[r_idx], q_idx, paired[r_idx[0]]
                 ka = (int(rs[ra[0]]), int(cs[qa[0]]), ra[0] == 0, qa[0] == len(cs) - 1)
-                box = store[ka][:, pos[ra[:, None], qa[None, :]].ravel()]  # (K, n, P, P)
+                box = store[ka][pos[np.ix_(ra, qa)].ravel()]           # (n, P, P)
                 if pair:                                               # else a 1-wide group passes through
                     kb = (int(rs[rb[0]]), int(cs[qb[0]]), rb[0] == 0, qb[0] == len(cs) - 1)
-                    other = store[kb][:, pos[rb[:, None], qb[None, :]].ravel()]
-                    map_a, map_b, p, m, _ = _merge_maps(axis, ka, kb)
-                    n_box = box.shape[1]
-                    box = _merge(box.reshape(-1, *box.shape[2:]), other.reshape(-1, *other.shape[2:]),
-                                 map_a, map_b, p, m).reshape(n_arr, n_box, p, p)
+                    box = _merge(box, store[kb][pos[np.ix_(rb, qb)].ravel()], *_merge_maps(axis, ka, kb))
                 new_store[(h, w, north, east)] = box
-                new_pos[r_idx[:, None], q_idx[None, :]] = np.arange(r_idx.size * q_idx.size).reshape(
-                    r_idx.size, -1)
+                new_pos[np.ix_(r_idx, q_idx)] = np.arange(r_idx.size * q_idx.size).reshape(r_idx.size, -1)
         store, pos = new_store, new_pos
         rs, cs = pr, pc
-    (root,) = store.values()                                           # (K, 1, rows+cols, rows+cols): [W, S]
+    (root,) = store.values()                                           # (1, rows+cols, rows+cols): [W, S]
     # current into the box at amplifier j per volt on source i; the amplifier receives its negative
-    return -root[:, 0, rows:, :rows].transpose(0, 2, 1)                # (K, rows, cols) S
+    return -root[0, rows:, :rows].T                                    # (rows, cols) S
 
 
 # --------------------------------------------------------------------------- independent reference
