@@ -169,50 +169,68 @@ def _run_bench(args) -> int:
 # --------------------------------------------------------------------------- eval, generate (lm on a card)
 
 def _add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="accuracy of a shipped model on a hardware card, over programming seeds")
+    p = sub.add_parser("eval", help="accuracy of a model on a hardware card over programming seeds, and its cost")
     p.add_argument("--model", required=True, metavar="M", help="shakespeare-mdlm, shakespeare-ar or a checkpoint path")
     _add_hardware_args(p)
     p.add_argument("--drift-time", type=float, default=0.0, metavar="S",
                    help="seconds since programming (default 0)")
     p.add_argument("--seeds", type=int, default=1, metavar="K", help="programming seeds 0..K-1 (default 1)")
     p.add_argument("--max-chars", type=int, default=16384, metavar="N",
-                   help="test characters evaluated per seed (default 16384)")
+                   help="test characters scored per seed (default 16384)")
+    p.add_argument("--t-samples", type=int, default=4, metavar="N",
+                   help="NELBO time samples per window (MDLM; default 4)")
     p.add_argument("--samples", type=int, default=4, metavar="N",
-                   help="generated passages per setting for generative perplexity (default 4; 0 skips it)")
+                   help="passages generated per seed for generative perplexity (default 4; 0 skips generation)")
+    p.add_argument("--steps", type=int, default=64, metavar="T",
+                   help="denoising steps of the generated passages (MDLM; default 64)")
+    p.add_argument("--eval-seed", type=int, default=0, metavar="N",
+                   help="seed of the test masks, NELBO times and sampler (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _run_eval(args) -> int:
-    from analogdiff.bench.evaluation import evaluate_on_hardware
+def _experiment_json(out: dict) -> dict:
+    """An experiment result for ``--json``: everything but the generated texts of every seed (kept: seed 0's)."""
+    per_seed = [{k: v for k, v in p.items() if k != "texts"} for p in out["per_seed"]]
+    return {**out, "per_seed": per_seed}
 
-    if args.seeds < 1:
-        raise ValueError(f"--seeds: must be >= 1, got {args.seeds}")
-    if args.samples < 0:
-        raise ValueError(f"--samples: must be >= 0, got {args.samples}")
+
+def _run_eval(args) -> int:
+    from analogdiff import checks
+    from analogdiff.bench import experiment as ex
     from analogdiff.config import parse_set_options
 
-    out = evaluate_on_hardware(args.model, args.hardware, drift_time_s=args.drift_time,
-                               seeds=range(args.seeds), overrides=parse_set_options(args.set),
-                               max_chars=args.max_chars, gen_ppl=args.samples > 0,
-                               n_samples=max(args.samples, 1))
+    seeds = checks.seed_count("--seeds", args.seeds)
+    score = ex.Score(eval_chars=checks.integer("--max-chars", args.max_chars, *checks.BUDGET_BOUNDS["eval_chars"]),
+                     t_samples=checks.integer("--t-samples", args.t_samples, *checks.BUDGET_BOUNDS["t_samples"]),
+                     eval_seed=checks.seed("--eval-seed", args.eval_seed))
+    n = checks.integer("--samples", args.samples, 0, checks.BUDGET_BOUNDS["gen_samples"][1])
+    generate = (ex.Generate(steps=checks.integer("--steps", args.steps, 1, checks.BUDGET_BOUNDS["gen_len"][1]),
+                            n_samples=n, eval_seed=args.eval_seed) if n else None)
+    spec = ex.Experiment(model=args.model, card=args.hardware, overrides=parse_set_options(args.set),
+                         drift_time_s=checks.drift_time_s("--drift-time", args.drift_time), seeds=tuple(seeds),
+                         score=score, generate=generate)
+    ex.check(spec)
+    out = ex.run(spec)
     if args.json:
-        out = {k: v for k, v in out.items() if k != "stats"} | {"stats": out["stats"]}
-        _print_json(out)
+        _print_json(_experiment_json(out))
         return 0
-    print(f"{out['model']} on {out['hardware']}, {out['drift_time_s']:g} s after programming, "
-          f"seeds {out['seeds']}")
-    for key, value in out["metrics"].items():
-        text = (f"{value['mean']:.4f} ± {value['std']:.4f}" if isinstance(value, dict) else f"{value:.4f}")
-        print(f"  {key:<22} {text}")
-    cost = out["cost"]
-    print(f"  {'energy/token':<22} {cost['energy_per_token_j']:.4g} J   "
-          f"latency/token {cost['latency_per_token_s']:.4g} s"
-          + ("   (priced from this run's activation statistics)" if out["stats"] else ""))
+    runs = out["seeds_run"]
+    print(f"{args.model} on {out['hardware']}, {spec.drift_time_s:g} s after programming, "
+          + ("programming seeds " + ", ".join(map(str, runs)) if runs != [None] else "no noise: one run")
+          + " (mean ± sample std [95% interval])")
+    for key, s in out["metrics"].items():
+        band = f" [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]" if s["n"] > 1 else ""
+        print(f"  {key:<22} {s['mean']:.4f}" + (f" ± {s['std']:.4f}{band}" if s["n"] > 1 else ""))
+    for task, what in (("score", "scored character"), ("generate", "generated character")):
+        if task in out["cost"]:
+            e, t = out["cost"][task]["energy_per_token_j"], out["cost"][task]["latency_per_token_s"]
+            print(f"  energy/{what:<20} {e['mean']:.4g} J   latency {t['mean']:.4g} s   "
+                  f"(priced from this run's trace" + (" and activation statistics)" if out["kind"] == "analog" else ")"))
     return 0
 
 
 def _add_generate(sub) -> None:
-    p = sub.add_parser("generate", help="write a passage with a shipped model on a hardware card")
+    p = sub.add_parser("generate", help="write a passage with a model on a hardware card, and price it")
     p.add_argument("--model", required=True, metavar="M", help="shakespeare-mdlm, shakespeare-ar or a checkpoint path")
     _add_hardware_args(p)
     p.add_argument("--drift-time", type=float, default=0.0, metavar="S", help="seconds since programming")
@@ -220,34 +238,46 @@ def _add_generate(sub) -> None:
     p.add_argument("--seq-len", type=int, default=None, metavar="L", help="characters (default: the context)")
     p.add_argument("--sampler", choices=["ancestral", "remask"], default="ancestral", help="MDLM sampler")
     p.add_argument("--block-len", type=int, default=None, metavar="B", help="semi-autoregressive blocks (MDLM)")
+    p.add_argument("--kv-cache", action="store_true",
+                   help="with --block-len: reuse the finished blocks' K/V (prefix cache) instead of re-feeding them")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
-    p.add_argument("--top-k", type=int, default=None, metavar="K", help="AR: sample among the K most likely")
+    p.add_argument("--top-k", type=int, default=None, metavar="K", help="sample among the K most likely")
     p.add_argument("--prompt", default=None, help="text the passage starts with")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="programming and sampling seed")
     p.add_argument("--show-steps", action="store_true", help="print the passage after every denoising step")
+    p.add_argument("--json", action="store_true", help="print one JSON object (text, metrics, cost)")
 
 
 def _run_generate(args) -> int:
-    from analogdiff.bench.evaluation import program
-    from analogdiff.config import load_hardware, parse_set_options
-    from analogdiff.lm import generate, load_model
+    from analogdiff import checks
+    from analogdiff.bench import experiment as ex
+    from analogdiff.config import parse_set_options
 
-    if args.drift_time < 0:
-        raise ValueError(f"--drift-time: must be >= 0 seconds, got {args.drift_time:g}")
-    hw = load_hardware(args.hardware, overrides=parse_set_options(args.set))
-    model = load_model(args.model)
-    if hw.kind == "analog":
-        model = program(model, hw, args.seed, args.drift_time)
+    seed = checks.seed("--seed", args.seed)
+    if args.kv_cache and args.block_len is None:
+        raise ValueError("--kv-cache: needs --block-len (the prefix cache holds finished blocks)")
+    task = ex.Generate(steps=args.steps, seq_len=args.seq_len, n_samples=1, sampler=args.sampler,
+                       block_len=args.block_len, kv_cache=args.kv_cache, temperature=args.temperature,
+                       top_k=args.top_k, prompt=args.prompt, eval_seed=seed)
+    spec = ex.Experiment(model=args.model, card=args.hardware, overrides=parse_set_options(args.set),
+                         drift_time_s=checks.drift_time_s("--drift-time", args.drift_time), seeds=(seed,),
+                         generate=task)
+    ex.check(spec)
     show = None
-    if args.show_steps:
-        def show(k, text):
-            print(f"--- step {k}\n{text}", flush=True)
-    text = generate(model, steps=args.steps, seed=args.seed, seq_len=args.seq_len, sampler=args.sampler,
-                    block_len=args.block_len, temperature=args.temperature, top_k=args.top_k,
-                    prompt=args.prompt, show_steps=show)
+    if args.show_steps and not args.json:
+        lm = ex.model(args.model)
+
+        def show(k, x):
+            print(f"--- step {k}\n{lm.vocab.decode(x[0])}", flush=True)
+    out = ex.run(spec, on_step=show)
+    run = out["per_seed"][0]
+    if args.json:
+        _print_json({"text": run["texts"][0], "experiment": out["experiment"], "hardware": out["hardware"],
+                     "metrics": run["metrics"], "cost": run["cost"]["generate"]})
+        return 0
     if args.show_steps:
         print("--- final")
-    print(text)
+    print(run["texts"][0])
     return 0
 
 

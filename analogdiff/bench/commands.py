@@ -111,12 +111,14 @@ def run_plot(args: argparse.Namespace) -> int:
         src = Path(args.results)
         rows = load_results(src)
         base = src if src.is_dir() else src.parent
-        rate, t = 100.0, None
+        rate, t, steps = 100.0, None, 64
         if (base / "suite.json").is_file():
             meta = json.loads((base / "suite.json").read_text())
             rate, t = meta.get("token_rate_per_s", rate), meta.get("headline_drift_time_s")
+            steps = meta.get("headline_steps", steps)
         out = Path(args.out) if args.out else base / "figures"
-        pngs = suite_figures(rows, out, token_rate_per_s=args.token_rate or rate, headline_drift_time_s=t)
+        pngs = suite_figures(rows, out, token_rate_per_s=args.token_rate or rate, headline_drift_time_s=t,
+                             headline_steps=steps)
         if not pngs:
             raise ValueError(f"--results: {src} holds no rows that can be plotted")
     else:

@@ -59,9 +59,9 @@ def save(fig, stem: Path | str) -> list[Path]:
     return paths
 
 
-def _power_axis(ax, token_rate_per_s: float) -> None:
+def _power_axis(ax, token_rate_per_s: float, per: str = "token") -> None:
     top = ax.secondary_xaxis("top", functions=(lambda e: e * token_rate_per_s, lambda p: p / token_rate_per_s))
-    top.set_xlabel(f"power at {token_rate_per_s:g} tokens/s (W)")
+    top.set_xlabel(f"power at {token_rate_per_s:g} {per}s/s (W)")
 
 
 def _colors(names: Sequence[str]) -> dict[str, Any]:
@@ -72,10 +72,12 @@ def _colors(names: Sequence[str]) -> dict[str, Any]:
 
 
 def accuracy_vs_power(points: Sequence[Mapping], stem, metric: str = "bits_per_char",
-                      token_rate_per_s: float = 100.0, title: str = "", annotate: str | None = None):
+                      token_rate_per_s: float = 100.0, title: str = "", annotate: str | None = None,
+                      per: str = "generated token"):
     """Scatter of ``points`` (dicts with ``card``, ``energy_per_token_j``, ``metric``, optionally
     ``<metric>_std``, ``model_kind`` and the ``annotate`` key) with the Pareto front over all points drawn as a
-    line through highlighted markers. Returns the Figure; writes ``stem``.png/.svg."""
+    line through highlighted markers. ``per``: what one unit of ``energy_per_token_j`` is the energy of (a
+    generated token, or a scored character). Returns the Figure; writes ``stem``.png/.svg."""
     fig = _new_figure()
     ax = fig.add_subplot()
     pts = [p for p in points if _finite(p.get("energy_per_token_j")) and _finite(p.get(metric))]
@@ -102,9 +104,9 @@ def accuracy_vs_power(points: Sequence[Mapping], stem, metric: str = "bits_per_c
     ax.scatter([p["energy_per_token_j"] for p in fp], [p[metric] for p in fp], s=140, facecolors="none",
                edgecolors="black", linewidths=1.5, zorder=3, label=f"Pareto front ({len(fp)})")
     ax.set_xscale("log")
-    ax.set_xlabel("energy per token (J)")
+    ax.set_xlabel(f"energy per {per} (J)")
     ax.set_ylabel(metric_label(metric))
-    _power_axis(ax, token_rate_per_s)
+    _power_axis(ax, token_rate_per_s, per)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, loc="best")
     if title:
@@ -191,7 +193,7 @@ def breakdown_per_token(row: Mapping) -> dict[str, float]:
 
 
 def suite_figures(rows: Sequence[Mapping], out_dir, token_rate_per_s: float = 100.0,
-                  headline_drift_time_s: float | None = None) -> list[Path]:
+                  headline_drift_time_s: float | None = None, headline_steps: int = 64) -> list[Path]:
     """Every figure the bench rows support, into ``out_dir``; returns the PNG paths."""
     out_dir = Path(out_dir)
     made: list[Path] = []
@@ -210,27 +212,28 @@ def suite_figures(rows: Sequence[Mapping], out_dir, token_rate_per_s: float = 10
                                 "drift": _drift_label(g["drift_time_s"])})
             if pts:
                 accuracy_vs_power(pts, out_dir / f"accuracy_vs_power_{kind}", "bits_per_char", token_rate_per_s,
-                                  title=f"{(kind or '').upper()}: accuracy vs power (points: drift times, "
-                                        f"mean ± std over seeds)", annotate="drift")
+                                  title=f"{(kind or '').upper()}: accuracy vs the scoring run's power (points: "
+                                        f"drift times, mean ± std over seeds)", annotate="drift",
+                                  per="scored character")
                 made.append(out_dir / f"accuracy_vs_power_{kind}.png")
         accuracy_vs_drift(acc, out_dir / "accuracy_vs_drift", "bits_per_char",
                           title="Accuracy vs time since programming (mean ± std over programming seeds)")
         made.append(out_dir / "accuracy_vs_drift.png")
-        t = headline_drift_time_s
-        bars = []
-        for g in aggregate([r for r in acc if r.get("drift_time_s") in (t, None)] if t else acc,
-                           ("model", "card"), []):
-            members = [r for r in acc if (r["model"], r["card"]) == (g["model"], g["card"])
-                       and (not t or r.get("drift_time_s") in (t, None))]
-            bd = [breakdown_per_token(r) for r in members]
-            keys = dict.fromkeys(k for b in bd for k in b)
-            bars.append({"label": f"{Path(str(g['model'])).stem} · {g['card']}",
-                         "breakdown": {k: math.fsum(b.get(k, 0.0) for b in bd) / len(bd) for k in keys}})
-        if any(b["breakdown"] for b in bars):
-            energy_breakdown([b for b in bars if b["breakdown"]], out_dir / "energy_breakdown",
-                             title="Energy per token by component (measured activation statistics)")
-            made.append(out_dir / "energy_breakdown.png")
     gen = [r for r in rows if r.get("kind") == "generation" and _finite(r.get("gen_ppl"))]
+    t = headline_drift_time_s
+    sel = [r for r in gen if r.get("card_kind") == "analog" and (not t or r.get("drift_time_s") in (t, None))
+           and (r.get("model_kind") == "ar" or r.get("steps") == headline_steps)]
+    bars = []
+    for g in aggregate(sel, ("model", "card"), []):
+        bd = [breakdown_per_token(r) for r in sel if (r["model"], r["card"]) == (g["model"], g["card"])]
+        keys = dict.fromkeys(k for b in bd for k in b)
+        bars.append({"label": f"{Path(str(g['model'])).stem} · {g['card']}",
+                     "breakdown": {k: math.fsum(b.get(k, 0.0) for b in bd) / len(bd) for k in keys}})
+    if any(b["breakdown"] for b in bars):
+        energy_breakdown([b for b in bars if b["breakdown"]], out_dir / "energy_breakdown",
+                         title=f"Energy per generated token by component (MDLM {headline_steps} steps; "
+                               f"sampler trace and activation statistics)")
+        made.append(out_dir / "energy_breakdown.png")
     if gen:
         pts = []
         for g in aggregate(gen, ("card", "model", "model_kind", "steps"), ["gen_ppl", "energy_per_token_j"]):

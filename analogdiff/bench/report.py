@@ -1,7 +1,7 @@
 """report.md of a bench run: the headline, the tables of every section, the budgets and the figures.
 
 Every number comes from the rows of the run (results.json); mean ± std are over programming seeds
-(sample std, ddof = 1). The "Run" line (date, machine, wall time) is the only content that changes between
+(sample std, ddof = 1) and every comparison carries its 95% interval (:mod:`analogdiff.stats`). The "Run" line (date, machine, wall time) is the only content that changes between
 two runs of the same suite with the same seeds.
 """
 from __future__ import annotations
@@ -36,6 +36,24 @@ def pm(g: Mapping, metric: str, digits: int = 3) -> str:
     if isinstance(mean, (int, float)) and isinstance(std, (int, float)) and abs(std) <= 1e-12 * abs(mean):
         std = 0.0  # rounding noise of a quantity the seeds do not change (e.g. pipeline latency)
     return f"{fmt(mean, digits)} ± {fmt(std, 2)}"
+
+
+def ci(g: Mapping, metric: str, scale: float = 1.0, unit: str = "") -> str:
+    """'[lo, hi]' 95% interval of an aggregate group's mean, or 'n = 1' when one seed ran."""
+    if f"{metric}.ci95" not in g:
+        return "–"
+    if g.get(f"{metric}.n", 1) < 2:
+        return "n = 1"
+    lo, hi = g[f"{metric}.ci95"]
+    return f"[{scale * lo:+.2f}, {scale * hi:+.2f}]{unit}"
+
+
+def _verdict(g: Mapping, metric: str) -> str:
+    """'lower'/'higher' when the 95% interval excludes 0, else 'not distinguishable' (or 'n = 1')."""
+    if g.get(f"{metric}.n", 1) < 2:
+        return "n = 1"
+    lo, hi = g[f"{metric}.ci95"]
+    return "lower" if hi < 0 else "higher" if lo > 0 else "not distinguishable"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -84,37 +102,52 @@ def mdlm_vs_ar(losses: Sequence[Mapping]) -> list[dict]:
 
 # --------------------------------------------------------------------------- sections
 
+def _gen_energy(gen, suite) -> dict:
+    """Energy and latency per generated token from the generation rows at the headline drift time and steps,
+    by (model, card): what the sampler ran, priced from its own trace and statistics."""
+    t, steps = suite.headline_drift_time_s, suite.headline_steps
+    sel = [r for r in gen if r.get("drift_time_s") in (t, None)
+           and (r.get("model_kind") == "ar" or r.get("steps") == steps)]
+    return {(g["model"], g["card"]): g for g in aggregate(sel, ("model", "model_kind", "card", "card_kind", "steps"),
+                                                         ["energy_per_token_j", "latency_per_token_s"])}
+
+
 def _headline(suite, acc, gen, est) -> list[str]:
     out = ["## Headline", ""]
     t = suite.headline_drift_time_s
     rate = suite.token_rate_per_s
-    if acc:
+    if acc or gen:
+        energy = _gen_energy(gen, suite)
         out += [f"### Our models on analog cards ({_drift_label(t)} after programming) and on GPU", "",
-                f"Energy and latency per generated token priced from the accuracy run's activation statistics; "
-                f"power at {rate:g} tokens/s. Accuracy cost: relative change of bits/char against the same model "
-                f"on the noiseless card, mean ± std over programming seeds.", ""]
+                f"Energy and latency per generated token from the generation runs at {_drift_label(t)} "
+                f"(MDLM: {suite.headline_steps} denoising steps, ancestral sampler; AR: KV cache), each priced "
+                f"from its sampler's own trace of model calls and its activation statistics; power at {rate:g} "
+                f"tokens/s. Bits/char from the accuracy runs (MDLM: NELBO bound; AR: exact). Accuracy cost: "
+                f"relative change of bits/char against the same model on the noiseless card, mean ± std over "
+                f"programming seeds, with its 95% interval.", ""]
         losses = {(l["model"], l["card"], l["seed"]): l["rel_loss"] for l in analog_loss(acc)
                   if l["drift_time_s"] == t}
         sel = [dict(r, rel_loss=losses.get((r["model"], r["card"], r.get("seed"))))
                for r in acc if r.get("drift_time_s") in (t, None)]
-        rows = []
-        for g in aggregate(sel, ("model", "model_kind", "card", "steps", "seq_len"),
-                           ["energy_per_token_j", "latency_per_token_s", "bits_per_char", "rel_loss"]):
-            decode = f"diffusion, {g['steps']} steps" if g["model_kind"] == "mdlm" else "AR, KV cache"
-            rows.append([_name(g["model"]), g["card"], decode, pm(g, "energy_per_token_j"),
-                         pm(g, "latency_per_token_s"), fmt(g.get("energy_per_token_j.mean", math.nan) * rate),
+        rows, seen = [], set()
+        for g in aggregate(sel, ("model", "model_kind", "card"), ["bits_per_char", "rel_loss"]):
+            e = energy.get((g["model"], g["card"]), {})
+            seen.add((g["model"], g["card"]))
+            decode = f"diffusion, {suite.headline_steps} steps" if g["model_kind"] == "mdlm" else "AR, KV cache"
+            rows.append([_name(g["model"]), g["card"], decode, pm(e, "energy_per_token_j"),
+                         pm(e, "latency_per_token_s"), fmt(e.get("energy_per_token_j.mean", math.nan) * rate),
                          pm(g, "bits_per_char"),
                          ("–" if "rel_loss.mean" not in g else
-                          f"{100 * g['rel_loss.mean']:+.2f}% ± {100 * g['rel_loss.std']:.2f}%")])
-        steps_acc = {r["steps"] for r in acc if r.get("model_kind") == "mdlm"}
-        for g in aggregate([r for r in gen if r.get("card_kind") == "gpu" and
-                            (r.get("model_kind") == "ar" or r.get("steps") in steps_acc)],
-                           ("model", "model_kind", "card", "steps"), ["energy_per_token_j", "latency_per_token_s"]):
-            decode = f"diffusion, {g['steps']} steps" if g["model_kind"] == "mdlm" else "AR, KV cache"
-            rows.append([_name(g["model"]), g["card"], decode, pm(g, "energy_per_token_j"),
-                         pm(g, "latency_per_token_s"), fmt(g["energy_per_token_j.mean"] * rate), "digital", "0 (digital)"])
+                          f"{100 * g['rel_loss.mean']:+.2f}% ± {100 * g['rel_loss.std']:.2f}%"),
+                         ci(g, "rel_loss", 100, " %")])
+        for (m, c), e in energy.items():
+            if (m, c) in seen or e.get("card_kind") != "gpu":
+                continue
+            decode = f"diffusion, {suite.headline_steps} steps" if e["model_kind"] == "mdlm" else "AR, KV cache"
+            rows.append([_name(m), c, decode, pm(e, "energy_per_token_j"), pm(e, "latency_per_token_s"),
+                         fmt(e["energy_per_token_j.mean"] * rate), "digital", "0 (digital)", "–"])
         out += [table(["model", "card", "decode", "energy/token (J)", "latency/token (s)", f"power @ {rate:g} tok/s (W)",
-                       "bits/char", "accuracy cost (Δ bits/char)"], rows), ""]
+                       "bits/char", "accuracy cost (Δ bits/char)", "95% interval"], rows), ""]
     if est:
         out += ["### Published shapes (estimator only: no weights, so no accuracy)", ""]
         rows = [[r["shape"], r["decode"] + (f", {r['steps']} steps" if r.get("steps") else ""), str(r["seq_len"]),
@@ -157,8 +190,9 @@ def _ratios(est) -> list[str]:
 
 def _drift_section(acc) -> list[str]:
     out = ["## Accuracy and cost vs time since programming", "",
-           "Each analog run: the model analogized with one programming seed, moved to the drift time, evaluated on "
-           "the test plays; its decode priced from that evaluation's activation statistics. A card with no drift "
+           "Each analog run: the model analogized with one programming seed, moved to the drift time, scored on "
+           "the test plays; its energy and latency are those of that scoring run (per scored character: its own "
+           "trace of model calls and activation statistics), not of a generation. A card with no drift "
            "(or no noise) runs once and stands for every time (seed). MDLM bits/char is the NELBO bound; AR bits/char "
            "is exact.", ""]
     rows = []
@@ -168,19 +202,23 @@ def _drift_section(acc) -> list[str]:
         rows.append([_name(g["model"]), g["card"], _drift_label(g["drift_time_s"]) or "any", str(g["n"]),
                      pm(g, "bits_per_char"), pm(g, "token_accuracy"), pm(g, "energy_per_token_j"),
                      pm(g, "latency_per_token_s")])
-    out += [table(["model", "card", "drift", "seeds", "bits/char", "token accuracy", "energy/token (J)",
-                   "latency/token (s)"], rows), ""]
+    out += [table(["model", "card", "drift", "seeds", "bits/char", "token accuracy", "energy/scored char (J)",
+                   "latency/scored char (s)"], rows), ""]
     pairs = mdlm_vs_ar(analog_loss(acc))
     if pairs:
         out += ["### Does denoising correct analog errors? MDLM vs AR accuracy loss under the same card and drift", "",
                 "Relative bits/char loss against each model's own noiseless run, paired by programming seed (both "
                 "models programmed with the same seed on the same card). Difference < 0: the diffusion model lost "
-                "less. Mean ± std over seeds.", ""]
+                "less. Mean ± std over seeds and the 95% interval of the difference (t over seeds; it covers "
+                "programming seeds only, not the Monte Carlo error of the NELBO). This is a single-forward score: "
+                "no denoising step runs in it, so it does not measure correction.", ""]
         rows = [[g["card"], _drift_label(g["drift_time_s"]), str(g["n"]),
                  f"{100 * g['mdlm.mean']:+.2f}% ± {100 * g['mdlm.std']:.2f}%",
                  f"{100 * g['ar.mean']:+.2f}% ± {100 * g['ar.std']:.2f}%",
-                 f"{100 * g['diff.mean']:+.2f} ± {100 * g['diff.std']:.2f} pts"] for g in pairs]
-        out += [table(["card", "drift", "seeds", "MDLM loss", "AR loss", "MDLM − AR"], rows), ""]
+                 f"{100 * g['diff.mean']:+.2f} ± {100 * g['diff.std']:.2f} pts", ci(g, "diff", 100, " pts"),
+                 _verdict(g, "diff")] for g in pairs]
+        out += [table(["card", "drift", "seeds", "MDLM loss", "AR loss", "MDLM − AR", "95% interval", "verdict"],
+                      rows), ""]
     return out
 
 

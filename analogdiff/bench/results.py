@@ -205,9 +205,12 @@ def load_results(path: str | os.PathLike) -> list[dict]:
 
 
 def aggregate(rows: list[Mapping[str, Any]], by: Sequence[str], metrics: Sequence[str]) -> list[dict]:
-    """Group ``rows`` by the columns ``by`` (groups in order of first appearance) and give, per metric, its
-    mean and sample standard deviation (ddof = 1; 0 for a single row) over the rows that have it, as
-    ``{"<metric>.mean", "<metric>.std", "<metric>.n"}``."""
+    """Group ``rows`` by the columns ``by`` (groups in order of first appearance) and give, per metric, the
+    summary of :func:`analogdiff.stats.summary` over the rows that have it: ``{"<metric>.mean",
+    "<metric>.std"`` (sample std, ddof = 1; 0 for a single row), ``"<metric>.n", "<metric>.ci95"`` ([lo, hi],
+    95% t-interval of the mean)}."""
+    from analogdiff.stats import summary
+
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault(tuple(r.get(k) for k in by), []).append(r)
@@ -219,8 +222,7 @@ def aggregate(rows: list[Mapping[str, Any]], by: Sequence[str], metrics: Sequenc
             vals = [float(r[m]) for r in members if isinstance(r.get(m), (int, float)) and not isinstance(r.get(m), bool)]
             if not vals:
                 continue
-            mean = math.fsum(vals) / len(vals)
-            var = math.fsum((v - mean) ** 2 for v in vals) / (len(vals) - 1) if len(vals) > 1 else 0.0
-            g[f"{m}.mean"], g[f"{m}.std"], g[f"{m}.n"] = mean, math.sqrt(var), len(vals)
+            s = summary(vals)
+            g[f"{m}.mean"], g[f"{m}.std"], g[f"{m}.n"], g[f"{m}.ci95"] = s["mean"], s["std"], s["n"], s["ci95"]
         out.append(g)
     return out

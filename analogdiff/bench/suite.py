@@ -27,10 +27,11 @@ from typing import Any, Mapping
 KINDS = ("accuracy", "generation", "estimator", "estimate")
 BUILTIN_SUITES = ("default", "quick", "estimator")
 
-_TOP_KEYS = {"name", "description", "token_rate_per_s", "eval_seed", "headline_drift_time_s", "budget", "section"}
+_TOP_KEYS = {"name", "description", "token_rate_per_s", "eval_seed", "headline_drift_time_s", "headline_steps",
+             "budget", "section"}
 _BUDGET_DEFAULTS = {"eval_chars": 4096, "t_samples": 1, "batch_size": 16, "gen_samples": 4, "gen_len": 256}
 _SECTION_KEYS = {
-    "accuracy": {"name", "kind", "models", "cards", "drift_times_s", "seeds", "steps", "seq_len", "overrides"},
+    "accuracy": {"name", "kind", "models", "cards", "drift_times_s", "seeds", "overrides"},
     "generation": {"name", "kind", "models", "cards", "drift_times_s", "seeds", "steps", "overrides"},
     "estimator": {"name", "kind", "quick"},
     "estimate": {"name", "kind", "cards", "runs", "overrides"},
@@ -53,6 +54,7 @@ class Suite:
     eval_seed: int
     headline_drift_time_s: float
     budget: dict
+    headline_steps: int = 64
     sections: tuple = field(default_factory=tuple)
 
     def units(self) -> list[dict]:
@@ -219,10 +221,13 @@ def validate_suite(data: Mapping, source: str = "<suite>", base: Path | None = N
         token_rate_per_s=chk.num("token_rate_per_s", data.get("token_rate_per_s", 100.0)),
         eval_seed=chk.int_("eval_seed", data.get("eval_seed", 0)),
         headline_drift_time_s=chk.num("headline_drift_time_s", data.get("headline_drift_time_s", 86400.0)),
-        budget=budget, sections=tuple(sections))
+        budget=budget, sections=tuple(sections),
+        headline_steps=chk.int_("headline_steps", data.get("headline_steps", 64), lo=1))
 
 
 def _validate_section(chk, where, kind, raw, budget, base, models, check_models) -> dict:
+    from .experiment import stochastic
+
     s: dict[str, Any] = {"name": raw["name"], "kind": kind}
     if kind == "estimator":
         q = raw.get("quick", False)
@@ -240,7 +245,7 @@ def _validate_section(chk, where, kind, raw, budget, base, models, check_models)
     s["card_kinds"] = {c: hw.kind for c, hw in hws.items()}
     s["card_paths"] = {c: (str(base / c) if base is not None and (c.endswith(".toml") or "/" in c)
                            and not Path(c).is_absolute() else c) for c in s["cards"]}
-    s["card_noisy"] = {c: _stochastic(hw) for c, hw in hws.items()}
+    s["card_noisy"] = {c: stochastic(hw) for c, hw in hws.items()}
     s["card_drifts"] = {c: hw.drift is not None for c, hw in hws.items()}
     if kind == "estimate":
         runs = raw.get("runs")
@@ -261,7 +266,7 @@ def _validate_section(chk, where, kind, raw, budget, base, models, check_models)
             s.setdefault("contexts", {})[ref] = model.shape.context_len
         s["models"].append(ref)
     if check_models:
-        from .runs import energy_shape
+        from .experiment import energy_shape
 
         for ref in s["models"]:
             for card, hw in hws.items():
@@ -274,13 +279,6 @@ def _validate_section(chk, where, kind, raw, budget, base, models, check_models)
         if gpu:
             chk.fail(f"{where}.cards", f"{gpu[0]} is a GPU card; accuracy runs need analog cards "
                                        f"(a GPU runs the digital model: use a generation section)")
-        s["steps"] = chk.int_(f"{where}.steps", raw.get("steps", 64), lo=1)
-        s["seq_len"] = None if "seq_len" not in raw else chk.int_(f"{where}.seq_len", raw["seq_len"], lo=1)
-        for ref, ctx in s.get("contexts", {}).items():
-            L = s["seq_len"] or ctx
-            if L > ctx or s["steps"] > L:
-                chk.fail(f"{where}.steps", f"need 1 <= steps <= seq_len <= context_len ({ctx}) for {ref}; "
-                                           f"got steps={s['steps']}, seq_len={L}")
     else:
         s["steps"] = chk.list_(f"{where}.steps", raw.get("steps"), chk.int_, lo=1)
         for ref, ctx in s.get("contexts", {}).items():
@@ -326,16 +324,6 @@ def _fits(chk, where, shape, hw, decode: str, steps, seq_len: int) -> None:
         chk.fail(where, str(e).splitlines()[0])
 
 
-def _stochastic(hw) -> bool:
-    """Whether a programming seed can change a run on this card (any noise or stuck devices)."""
-    d = hw.device
-    if d is None:
-        return False
-    noisy = (d.prog_noise is not None or d.read_noise is not None or d.stuck_on_fraction > 0
-             or d.stuck_off_fraction > 0)
-    return noisy or (hw.adc is not None and hw.adc.noise_lsb > 0)
-
-
 # --------------------------------------------------------------------------- expansion into units
 
 def expand(suite: Suite, s: dict) -> list[dict]:
@@ -369,8 +357,8 @@ def expand(suite: Suite, s: dict) -> list[dict]:
                 analog = s["card_kinds"][card] == "analog"
                 drifts = s["drift_times_s"] if analog and s["card_drifts"][card] else [None]
                 seeds = s["seeds"] if analog and s["card_noisy"][card] else [None]
-                steps = s["steps"] if isinstance(s["steps"], list) else [s["steps"]]
-                if mkind == "ar" and s["kind"] == "generation":
+                steps = s["steps"] if s["kind"] == "generation" else [None]
+                if mkind == "ar":
                     steps = [None]  # one step per character
                 for seed in seeds:
                     for t in drifts:
@@ -379,9 +367,7 @@ def expand(suite: Suite, s: dict) -> list[dict]:
                                  "card_ref": s["card_paths"][card], "card_kind": s["card_kinds"][card],
                                  "overrides": s["overrides"], "drift_time_s": t, "seed": seed,
                                  "eval_seed": suite.eval_seed, "steps": st, **budget, "where": "pool"}
-                            if s["kind"] == "accuracy":
-                                u["seq_len"] = s["seq_len"]
-                            else:
+                            if s["kind"] == "generation":
                                 u["judge"] = next(m for m in s["models"] if s["model_kinds"].get(m) == "ar")
                             units.append(u)
     for u in units:
@@ -449,7 +435,8 @@ def run_suite(suite: Suite, out_dir, workers: int | None = None, scheduler: str 
     atomic_write_text(out_dir / "suite.json", json.dumps(
         {"name": suite.name, "source": suite.source, "description": suite.description,
          "token_rate_per_s": suite.token_rate_per_s, "eval_seed": suite.eval_seed,
-         "headline_drift_time_s": suite.headline_drift_time_s, "budget": suite.budget,
+         "headline_drift_time_s": suite.headline_drift_time_s, "headline_steps": suite.headline_steps,
+         "budget": suite.budget,
          "sections": list(suite.sections), "units": len(units)}, indent=1, sort_keys=True) + "\n")
     if len(todo) < len(units):
         echo(f"bench {suite.name}: {len(units) - len(todo)} of {len(units)} runs already in {out_dir}, skipped")
@@ -501,7 +488,8 @@ def run_suite(suite: Suite, out_dir, workers: int | None = None, scheduler: str 
         from .figures import suite_figures
 
         figs = suite_figures(rows, out_dir / "figures", token_rate_per_s=suite.token_rate_per_s,
-                             headline_drift_time_s=suite.headline_drift_time_s)
+                             headline_drift_time_s=suite.headline_drift_time_s,
+                             headline_steps=suite.headline_steps)
     from .report import write_report
 
     write_report(suite, rows, out_dir, meta, figs)

@@ -203,38 +203,31 @@ def objective_names(sp: dict) -> list[str]:
 # --------------------------------------------------------------------------- one trial (runs on a worker)
 
 def run_trial(spec: dict) -> dict:
-    """Objective values of one trial: mean over programming seeds. Raises ValueError for an unusable point."""
-    from analogdiff.config import load_hardware
-    from analogdiff.crossbar.layers import collect_stats
-    from analogdiff.energy import estimate
-    from analogdiff.lm.evaluate import bits_per_char, judge_perplexity, masked_accuracy, next_char_accuracy
-    from analogdiff.lm.sampling import generate_ids
+    """Objective values of one trial: mean over programming seeds of one experiment (the accuracy metric and
+    the cost of the run that measured it). Raises ValueError for an unusable point."""
+    from . import experiment as ex
+    from .runs import cost_metrics
 
-    from .runs import _model, cost_metrics, decode_for, energy_shape, programmed
-
-    hw = load_hardware(spec["card"], overrides=spec["overrides"])
-    model = _model(spec["model"])
+    lm = ex.model(spec["model"])
     b = spec["budget"]
+    if spec["metric"] == "gen_ppl":
+        L = min(b["gen_len"], lm.shape.context_len)
+        task = {"generate": ex.Generate(steps=spec["steps"] or L, seq_len=L, n_samples=b["gen_samples"],
+                                        eval_seed=spec["eval_seed"], judge=spec["judge"])}
+    else:
+        task = {"score": ex.Score(eval_chars=b["eval_chars"], t_samples=b["t_samples"], batch_size=b["batch_size"],
+                                  eval_seed=spec["eval_seed"])}
+    name = next(iter(task))
+    exp = ex.Experiment(model=spec["model"], card=spec["card"], overrides=spec["overrides"],
+                        drift_time_s=spec["drift_time_s"], seeds=tuple(spec["seeds"]), **task)
     per_seed = []
-    for seed in spec["seeds"]:
-        amodel = programmed(spec["model"], hw, seed, spec["drift_time_s"])
-        if spec["metric"] == "bits_per_char":
-            acc = bits_per_char(amodel, "test", b["eval_chars"], b["t_samples"], spec["eval_seed"], b["batch_size"])
-        elif spec["metric"] == "token_accuracy":
-            acc = (masked_accuracy(amodel, "test", 0.5, b["eval_chars"], spec["eval_seed"], b["batch_size"])
-                   if model.kind == "mdlm" else next_char_accuracy(amodel, "test", b["eval_chars"], b["batch_size"]))
-        else:
-            L = min(b["gen_len"], model.shape.context_len)
-            ids, _ = generate_ids(amodel, n_samples=b["gen_samples"], steps=spec["steps"] or L,
-                                  seed=spec["eval_seed"], seq_len=L)
-            acc = judge_perplexity(_model(spec["judge"]), ids)
-        seq_len = min(b["gen_len"], model.shape.context_len) if spec["metric"] == "gen_ppl" else model.shape.context_len
-        cost = cost_metrics(estimate(energy_shape(model), hw, decode=decode_for(model.kind, spec["steps"], seq_len),
-                                     stats=collect_stats(amodel)))
-        per_seed.append({"metric": float(acc), **cost})
+    for seed in exp.seeds:
+        res = ex.run_seed(exp, seed)
+        per_seed.append({"metric": float(res["metrics"][spec["metric"]]), **cost_metrics(res["cost"][name])})
     mean = {k: math.fsum(p[k] for p in per_seed) / len(per_seed)
             for k in ("metric", "energy_per_token_j", "latency_per_token_s")}
-    return {**mean, "per_seed_metric": [p["metric"] for p in per_seed], "tiles": per_seed[0].get("tiles")}
+    return {**mean, "per_seed_metric": [p["metric"] for p in per_seed], "tiles": per_seed[0].get("tiles"),
+            "priced": "generated token" if name == "generate" else "scored character"}
 
 
 def trial_spec(sp: dict, params: Mapping[str, Any]) -> dict:

@@ -1,0 +1,356 @@
+"""One experiment: model + card (+ overrides) + drift time + programming seeds + task → accuracy and its cost.
+
+    spec = Experiment(model="shakespeare-mdlm", card="pcm-ibm", drift_time_s=86400.0, seeds=(0, 1, 2),
+                      score=Score(eval_chars=4096), generate=Generate(steps=64, n_samples=4))
+    out = run(spec)       # {"per_seed": [...], "metrics": {key: summary}, "cost": {...}, ...}
+
+This is the only place where a model is programmed, drifted, measured and priced: ``analogdiff eval`` and
+``generate``, every suite section (``runs.py``) and every tuner trial (``tune.py``) build an ``Experiment``
+and call :func:`run` or :func:`run_seed`.
+
+For each programming seed (one seed = one chip programmed once):
+
+1. program: ``analogize`` the model on the card with that seed, converter ranges calibrated on windows of the
+   validation plays (never the test plays the accuracy is measured on), and move it to ``drift_time_s``.
+   A GPU card runs the digital model (nothing to program).
+2. measure, with each task recording its own counters (a :class:`~analogdiff.trace.Trace` of every model
+   call: sequences, positions fed, heads evaluated, attention pairs, cache use) and the analog layers'
+   activation statistics, reset before each task:
+
+   - :class:`Score`: bits/char (AR exact; MDLM the NELBO bound) and token accuracy on the test plays;
+   - :class:`Generate`: passages from the sampler, judged by the digital AR twin (generative perplexity,
+     character entropy).
+3. price: ``estimate(shape, card, decode=trace, stats=stats)`` — the energy and latency of exactly that
+   run, per scored character (``Score``) or per generated character (``Generate``).
+
+Statistics over seeds follow :mod:`analogdiff.stats`: mean ± sample std and a 95% t-interval. Randomness:
+the programming seed drives the chip (programming noise, read-noise streams); ``eval_seed`` drives the test
+windows' masks and the sampler, the same for every programming seed so that seeds are paired.
+"""
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+from analogdiff import checks
+
+# --------------------------------------------------------------------------- specification
+
+
+@dataclass(frozen=True)
+class Score:
+    """Score the test plays: bits/char and token accuracy (MDLM: masked accuracy at each of ``mask_rates``,
+    the headline one at 0.5; AR: next-character accuracy), on the first ``eval_chars`` characters."""
+
+    eval_chars: int = checks.BUDGET_DEFAULTS["eval_chars"]
+    t_samples: int = checks.BUDGET_DEFAULTS["t_samples"]
+    batch_size: int = checks.BUDGET_DEFAULTS["batch_size"]
+    eval_seed: int = 0
+    split: str = "test"
+    mask_rates: tuple = (0.15, 0.5, 0.9)
+
+    def __post_init__(self):
+        lo, hi = checks.BUDGET_BOUNDS["eval_chars"]
+        checks.integer("eval_chars", self.eval_chars, lo, hi)
+        checks.integer("t_samples", self.t_samples, *checks.BUDGET_BOUNDS["t_samples"])
+        checks.integer("batch_size", self.batch_size, *checks.BUDGET_BOUNDS["batch_size"])
+        checks.seed("eval_seed", self.eval_seed)
+        if self.split not in ("validation", "test"):
+            checks.fail("split", f"must be 'validation' or 'test', got {self.split!r}")
+        for r in self.mask_rates:
+            checks.number("mask_rates", r, 0.0, 1.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class Generate:
+    """Generate ``n_samples`` passages of ``seq_len`` characters (default: the context) and judge them with
+    the digital AR model ``judge`` (None: no judging). MDLM: ``steps`` denoising steps with ``sampler``,
+    semi-AR blocks of ``block_len`` (with a prefix KV cache if ``kv_cache``); AR: one step per character with
+    its KV cache."""
+
+    steps: int = 64
+    seq_len: int | None = None
+    n_samples: int = checks.BUDGET_DEFAULTS["gen_samples"]
+    sampler: str = "ancestral"
+    block_len: int | None = None
+    kv_cache: bool = False
+    temperature: float = 1.0
+    top_k: int | None = None
+    prompt: str | None = None
+    eval_seed: int = 0
+    judge: str | None = "shakespeare-ar"
+
+    def __post_init__(self):
+        checks.integer("steps", self.steps, 1, checks.BUDGET_BOUNDS["gen_len"][1])
+        if self.seq_len is not None:
+            checks.integer("seq_len", self.seq_len, *checks.BUDGET_BOUNDS["gen_len"])
+        checks.integer("n_samples", self.n_samples, *checks.BUDGET_BOUNDS["gen_samples"])
+        if self.block_len is not None:
+            checks.integer("block_len", self.block_len, *checks.BUDGET_BOUNDS["gen_len"])
+        checks.number("temperature", self.temperature, 0.0, 100.0)
+        if self.top_k is not None:
+            checks.integer("top_k", self.top_k, 1, 1_000_000)
+        checks.seed("eval_seed", self.eval_seed)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A model on a card at a drift time, over programming seeds, doing ``score`` and/or ``generate``.
+
+    model: a shipped model name or a checkpoint path. card: a card name or path. overrides: dotted card keys
+    (none-words switch a component off). seeds: programming seeds (a noiseless card ignores them).
+    """
+
+    model: str
+    card: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    drift_time_s: float = 0.0
+    seeds: tuple = (0,)
+    score: Score | None = None
+    generate: Generate | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "drift_time_s", checks.drift_time_s("drift_time_s", self.drift_time_s))
+        object.__setattr__(self, "seeds", tuple(checks.seeds("seeds", list(self.seeds))))
+        object.__setattr__(self, "overrides", checks.overrides("overrides", self.overrides))
+        if self.score is None and self.generate is None:
+            checks.fail("experiment", "give a task: score=Score(...) and/or generate=Generate(...)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- models and programmed chips
+
+_MODELS: dict[str, Any] = {}
+_PROGRAMMED: OrderedDict = OrderedDict()
+_PROGRAMMED_MAX = 3
+
+
+def model(ref: str):
+    """A loaded model, kept for the life of the process (a worker loads each model once)."""
+    from analogdiff.lm import load_model
+
+    if ref not in _MODELS:
+        _MODELS[ref] = load_model(ref)
+    return _MODELS[ref]
+
+
+def hardware(card, overrides: Mapping[str, Any] | None = None):
+    from analogdiff.config import load_hardware
+
+    return load_hardware(card, overrides=dict(overrides or {}))
+
+
+def calibration_ids(lm, n_windows: int = 4):
+    """Token ids (n_windows, context_len) from the validation plays for converter-range calibration (never
+    the test plays the accuracy is measured on)."""
+    from analogdiff.lm import corpus
+
+    ids = corpus.split_ids("validation", lm.vocab)
+    return corpus.tiled_windows(ids, lm.shape.context_len)[:n_windows]
+
+
+def program(model_ref: str, hw, seed: int, drift_time_s: float):
+    """A fresh analog copy of ``model_ref`` programmed on ``hw`` with ``seed``, at ``drift_time_s``.
+
+    The programmed (t = 0) and drifted models are cached (a few, most recent first) so that the runs of one
+    worker that share a chip program it once; ``set_drift_time`` resets each layer's read-noise stream, so a
+    copy of a cached model runs exactly as a freshly programmed one.
+    """
+    from analogdiff.crossbar.layers import analogize, set_drift_time
+
+    key = (model_ref, repr(hw), seed)
+    if key not in _PROGRAMMED:
+        lm = model(model_ref)
+        _PROGRAMMED[key] = analogize(lm, hw, seed=seed, calibration=calibration_ids(lm))
+    _PROGRAMMED.move_to_end(key)
+    dkey = key + (drift_time_s,)
+    if dkey not in _PROGRAMMED:
+        drifted = copy.deepcopy(_PROGRAMMED[key])
+        set_drift_time(drifted, drift_time_s)
+        _PROGRAMMED[dkey] = drifted
+    _PROGRAMMED.move_to_end(dkey)
+    base = _PROGRAMMED[dkey]
+    while len(_PROGRAMMED) > _PROGRAMMED_MAX:
+        _PROGRAMMED.popitem(last=False)
+    return copy.deepcopy(base)
+
+
+def stochastic(hw) -> bool:
+    """Whether a programming seed can change a run on this card (any noise or stuck devices)."""
+    d = hw.device
+    if hw.kind != "analog" or d is None:
+        return False
+    noisy = (d.prog_noise is not None or d.read_noise is not None or d.stuck_on_fraction > 0
+             or d.stuck_off_fraction > 0)
+    return noisy or (hw.adc is not None and hw.adc.noise_lsb > 0)
+
+
+# --------------------------------------------------------------------------- the tasks
+
+
+def _score(runner, lm, task: Score, trace) -> dict:
+    from analogdiff.lm.evaluate import bits_per_char, masked_accuracy, next_char_accuracy
+
+    n = task.eval_chars
+    out = {"bits_per_char": bits_per_char(runner, task.split, n, task.t_samples, task.eval_seed,
+                                          task.batch_size, trace=trace)}
+    if lm.kind == "mdlm":
+        for i, rate in enumerate(task.mask_rates):
+            out[f"masked_acc@{rate:g}"] = masked_accuracy(runner, task.split, rate, n, task.eval_seed + 1 + i,
+                                                          task.batch_size, trace=trace)
+        out["token_accuracy"] = out.get("masked_acc@0.5", next(iter(out.values())))
+    else:
+        out["next_char_accuracy"] = next_char_accuracy(runner, task.split, n, task.batch_size, trace=trace)
+        out["token_accuracy"] = out["next_char_accuracy"]
+    return out
+
+
+def _generate(runner, lm, task: Generate, on_step: Callable | None) -> tuple[dict, Any, list[str]]:
+    from analogdiff.lm.evaluate import char_entropy, judge_perplexity
+    from analogdiff.lm.sampling import generate_ids
+
+    seq_len = task.seq_len or lm.shape.context_len
+    ids, info = generate_ids(runner, n_samples=task.n_samples, steps=task.steps, seed=task.eval_seed,
+                             seq_len=seq_len, sampler=task.sampler, block_len=task.block_len,
+                             kv_cache=task.kv_cache, temperature=task.temperature, top_k=task.top_k,
+                             prompt=task.prompt, on_step=on_step)
+    out = {"nfe": int(info["nfe"]), "entropy": char_entropy(ids, lm.vocab.size)}
+    if task.judge is not None:
+        out["gen_ppl"] = judge_perplexity(model(task.judge), ids)
+    return out, info["trace"], [lm.vocab.decode(row) for row in ids]
+
+
+def _price(lm, hw, trace, stats) -> dict:
+    """The cost of the run ``trace`` recorded, with its activation statistics (analog cards)."""
+    from analogdiff.energy import estimate
+
+    report = estimate(energy_shape(lm), hw, decode=trace, stats=stats)
+    return report.to_dict()
+
+
+def energy_shape(lm):
+    """The cost model's shape of a loaded model."""
+    from analogdiff.energy import ModelShape
+    from analogdiff.energy.shapes import shape_from_dict
+
+    if isinstance(lm.shape, ModelShape):
+        return lm.shape
+    return shape_from_dict(lm.shape.to_dict(), where=f"model {lm.shape.name}")
+
+
+STATS_KEYS = ("mean_abs_x_norm", "mean_x2_norm", "mean_g_us", "adc_clip_fraction")
+
+
+def stats_summary(stats: Mapping | None) -> dict:
+    """Means over analog layers of the activation statistics in :data:`STATS_KEYS`."""
+    layers = [e for e in (stats or {}).get("layers", {}).values() if isinstance(e, dict)]
+    out = {}
+    for k in STATS_KEYS:
+        vals = [float(e[k]) for e in layers if isinstance(e.get(k), (int, float))]
+        if vals:
+            out[k] = sum(vals) / len(vals)
+    return out
+
+
+def check(spec: Experiment) -> None:
+    """Every cheap check of ``spec`` before any chip is programmed: the card and overrides load, the model
+    and the judge load, the task fits the model's context, and the model fits the card's tiles. Raises
+    ConfigError/ValueError with one line naming the field."""
+    from analogdiff.energy import Autoregressive, estimate
+
+    hw = hardware(spec.card, spec.overrides)
+    lm = model(spec.model)
+    C = lm.shape.context_len
+    estimate(energy_shape(lm), hw, decode=Autoregressive(seq_len=C))  # tiles vs chip capacity
+    if spec.score is not None and spec.score.eval_chars < C + 1:
+        checks.fail("eval_chars", f"must be at least context_len + 1 = {C + 1} characters (one window), "
+                                  f"got {spec.score.eval_chars}")
+    g = spec.generate
+    if g is None:
+        return
+    L = g.seq_len or C
+    if L > C:
+        checks.fail("seq_len", f"{L} exceeds the model's context_len {C}")
+    prompt_len = len(lm.vocab.encode(g.prompt)) if g.prompt else 0
+    if prompt_len >= L:
+        checks.fail("prompt", f"{prompt_len} characters leave nothing to generate in seq_len {L}")
+    if lm.kind == "mdlm":
+        if g.block_len is not None and g.block_len > L:
+            checks.fail("block_len", f"{g.block_len} exceeds seq_len {L}")
+        n_blocks = -(-L // (g.block_len or L))
+        if not n_blocks <= g.steps <= L:
+            checks.fail("steps", f"must be between the number of blocks ({n_blocks}) and seq_len ({L}), got {g.steps}")
+    if g.judge is not None:
+        judge = model(g.judge)
+        if judge.kind != "ar":
+            checks.fail("judge", f"{g.judge} is not an autoregressive model")
+        if judge.vocab.chars != lm.vocab.chars:
+            checks.fail("judge", f"{g.judge} has another vocabulary than {spec.model}")
+        if judge.shape.context_len < L:
+            checks.fail("judge", f"{g.judge}'s context ({judge.shape.context_len}) is shorter than seq_len {L}")
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_seed(spec: Experiment, seed: int | None, on_step: Callable | None = None) -> dict:
+    """One programming seed of ``spec`` (None: a card without noise, programmed with seed 0).
+
+    Returns ``{"seed", "metrics": {...}, "cost": {"score": CostReport dict, "generate": ...},
+    "stats": {"score": {...}, "generate": {...}} (analog cards), "texts": [...] (generate)}``.
+    """
+    from analogdiff.crossbar.layers import collect_stats, reset_stats
+    from analogdiff.trace import Trace
+
+    hw = hardware(spec.card, spec.overrides)
+    lm = model(spec.model)
+    analog = hw.kind == "analog"
+    runner = program(spec.model, hw, 0 if seed is None else seed, spec.drift_time_s) if analog else lm
+    out: dict[str, Any] = {"seed": seed, "metrics": {}, "cost": {}, "stats": {}}
+    tasks = [("score", spec.score), ("generate", spec.generate)]
+    for name, task in tasks:
+        if task is None:
+            continue
+        if analog:
+            reset_stats(runner)
+        if name == "score":
+            trace = Trace()
+            out["metrics"].update(_score(runner, lm, task, trace))
+        else:
+            metrics, trace, texts = _generate(runner, lm, task, on_step)
+            out["metrics"].update(metrics)
+            out["texts"] = texts
+        stats = collect_stats(runner) if analog else None
+        out["cost"][name] = _price(lm, hw, trace, stats)
+        if analog:
+            out["stats"][name] = stats
+    return out
+
+
+def run(spec: Experiment, on_step: Callable | None = None) -> dict:
+    """Every seed of ``spec`` (a card without noise runs once), and the summary over seeds.
+
+    Returns ``{"experiment": spec.to_dict(), "hardware": card name, "per_seed": [run_seed(...)...],
+    "metrics": {key: stats.summary}, "cost": {task: {"energy_per_token_j": summary,
+    "latency_per_token_s": summary, ...}}}``.
+    """
+    from analogdiff.stats import summary
+
+    hw = hardware(spec.card, spec.overrides)
+    seeds = list(spec.seeds) if stochastic(hw) else [None]
+    per_seed = [run_seed(spec, s, on_step) for s in seeds]
+    metrics = {k: summary([p["metrics"][k] for p in per_seed])
+               for k in per_seed[0]["metrics"] if all(k in p["metrics"] for p in per_seed)}
+    cost = {task: {k: summary([p["cost"][task][k] for p in per_seed])
+                   for k in ("energy_per_token_j", "latency_per_token_s")}
+            for task in per_seed[0]["cost"]}
+    return {"experiment": spec.to_dict(), "hardware": hw.name, "kind": hw.kind, "seeds_run": seeds,
+            "per_seed": per_seed, "metrics": metrics, "cost": cost}
+
+
+def with_seeds(spec: Experiment, seeds) -> Experiment:
+    return replace(spec, seeds=tuple(seeds))
