@@ -31,6 +31,7 @@ def write_suite(path: Path, models: dict[str, str], *, cards=("ideal", "pcm-ibm"
 
     text = f'''name = "tiny"
 description = "tiny untrained models (test only)"
+headline_steps = 16
 [budget]
 eval_chars = 256
 t_samples = 1
@@ -45,7 +46,6 @@ models = {lst([models["mdlm"], models["ar"]])}
 cards = {lst(cards)}
 drift_times_s = {lst(drift)}
 seeds = {lst(seeds)}
-steps = 16
 {ov}'''
     if gen:
         text += f'''

@@ -39,7 +39,7 @@ BAD = [
     ('drift_times_s = [1.0, 86400.0]', 'drift_times_s = [1.0, -5.0]', "drift_times_s[1]: expected a positive"),
     ('cards = ["ideal", "pcm-ibm"]', 'cards = ["ideal", "pcm-nope"]', "pcm-nope"),
     ('cards = ["ideal", "pcm-ibm"]', 'cards = ["ideal", "h100-sxm"]', "h100-sxm is a GPU card"),
-    ('steps = 16', 'steps = 999', "steps"),
+    ('steps = [4, 16]', 'steps = [4, 999]', "steps"),
     ('seeds = [0, 1]', 'seeds = [0, 0]', "duplicates"),
     ('seeds = [0, 1]', 'seeds = [0, 1]\ncolour = "red"', "colour: unknown key"),
     ('kind = "accuracy"', 'kind = "acuracy"', "'acuracy' is not one of"),
