@@ -34,6 +34,16 @@ def _count_calls(lm):
     return counts, forward
 
 
+def _counted_run(spec, seed, monkeypatch):
+    """``run_seed(spec, seed)`` with the programmed model's calls counted independently of the trace."""
+    hw = ex.hardware(spec.card, spec.overrides)
+    runner = ex.program(spec.model, hw, seed, spec.drift_time_s)
+    counts, fwd = _count_calls(runner)
+    monkeypatch.setattr(runner, "forward", fwd)
+    monkeypatch.setattr(ex, "program", lambda *a, **k: runner)
+    return ex.run_seed(spec, seed), counts
+
+
 def test_ideal_card_scores_like_the_digital_model(models):
     from analogdiff.lm.evaluate import bits_per_char
 
@@ -51,12 +61,7 @@ def test_score_prices_exactly_what_ran(models, kind, monkeypatch):
     C = lm.shape.context_len
     spec = ex.Experiment(model=models[kind], card="pcm-ibm", overrides={"wire": None}, seeds=(0,),
                          score=ex.Score(eval_chars=4 * C + 1, batch_size=3))
-    hw = ex.hardware(spec.card, spec.overrides)
-    runner = ex.program(spec.model, hw, 0, 0.0)
-    counts, fwd = _count_calls(runner)
-    monkeypatch.setattr(runner, "forward", fwd)
-    monkeypatch.setattr(ex, "program", lambda *a, **k: runner)
-    res = ex.run_seed(spec, 0)
+    res, counts = _counted_run(spec, 0, monkeypatch)
     priced = res["cost"]["score"]["counts"]
     # hand count: AR scores 4 windows of C positions once; the MDLM scores its 4 windows for the NELBO
     # (1 time sample) and once per mask rate (3), each a forward of all C positions
@@ -72,12 +77,7 @@ def test_score_prices_exactly_what_ran(models, kind, monkeypatch):
 def test_generation_prices_exactly_what_ran(models, monkeypatch):
     spec = ex.Experiment(model=models["mdlm"], card="pcm-ibm", overrides={"wire": None}, seeds=(3,),
                          generate=ex.Generate(steps=16, seq_len=32, n_samples=2, judge=models["ar"]))
-    hw = ex.hardware(spec.card, spec.overrides)
-    runner = ex.program(spec.model, hw, 3, 0.0)
-    counts, fwd = _count_calls(runner)
-    monkeypatch.setattr(runner, "forward", fwd)
-    monkeypatch.setattr(ex, "program", lambda *a, **k: runner)
-    res = ex.run_seed(spec, 3)
+    res, counts = _counted_run(spec, 3, monkeypatch)
     cost = res["cost"]["generate"]
     assert res["metrics"]["nfe"] == counts["calls"] <= 16  # the sampler skips unchanged inputs
     assert cost["counts"]["token_forwards"] * 2 == counts["positions"]  # priced per sequence, 2 sequences
