@@ -150,7 +150,8 @@ def _headline(suite, acc, gen, est) -> list[str]:
                        "bits/char", "accuracy cost (Δ bits/char)", "95% interval"], rows), ""]
     if est:
         out += ["### Published shapes (estimator only: no weights, so no accuracy)", ""]
-        rows = [[r["shape"], r["decode"] + (f", {r['steps']} steps" if r.get("steps") else ""), str(r["seq_len"]),
+        rows = [[r["shape"], r["decode"] + (f", {r['steps']} steps" if r.get("steps") else "")
+                 + (f", blocks of {r['block_len']} + prefix cache" if r.get("block_len") else ""), str(r["seq_len"]),
                  str(r.get("batch", 1)), r["card"], fmt(r.get("energy_per_token_j")), fmt(r.get("latency_per_token_s")),
                  fmt((r.get("energy_per_token_j") or math.nan) * rate)] for r in est]
         out += [table(["shape", "decode", "seq_len", "batch", "card", "energy/token (J)", "latency/token (s)",
@@ -162,7 +163,8 @@ def _headline(suite, acc, gen, est) -> list[str]:
 def _ratios(est) -> list[str]:
     """Analog vs GPU for each shape and decode, and diffusion vs AR on each card."""
     def decode(r):
-        return r["decode"] + (f", {r['steps']} steps" if r.get("steps") else "")
+        return (r["decode"] + (f", {r['steps']} steps" if r.get("steps") else "")
+                + (f", blocks of {r['block_len']} + prefix KV cache" if r.get("block_len") else ""))
 
     lines = []
     gpu = {(r["shape"], decode(r), r["seq_len"]): r for r in est if r.get("card_kind") == "gpu"}
@@ -175,10 +177,11 @@ def _ratios(est) -> list[str]:
         lines += ["Analog vs GPU, same shape and decode (> 1: the analog card is cheaper / faster):", "",
                   table(["shape", "decode", "analog card", "GPU card", "energy/token GPU ÷ analog",
                          "latency/token GPU ÷ analog"], rows), ""]
-    by_card: dict = {}
+    ar = {}
     for r in est:
-        by_card.setdefault(r["card"], {}).setdefault(r["decode"], r)
-    pairs = [(c, d["diffusion"], d["ar"]) for c, d in by_card.items() if "diffusion" in d and "ar" in d]
+        if r["decode"] == "ar":
+            ar.setdefault(r["card"], r)
+    pairs = [(r["card"], r, ar[r["card"]]) for r in est if r["decode"] == "diffusion" and r["card"] in ar]
     if pairs:
         lines += ["Diffusion vs AR on the same card (> 1: diffusion costs more per token):", "",
                   table(["card", "diffusion", "AR", "energy/token diffusion ÷ AR", "latency/token diffusion ÷ AR"],
