@@ -77,7 +77,7 @@ def programmed(model_ref: str, hw, seed: int, drift_time_s: float | None = None)
 
 def energy_shape(model):
     """The estimator's shape of a character LM, read from its model card (shipped or not)."""
-    from analogdiff.energy.shapes import shape_from_dict
+    from analogdiff.shapes import shape_from_dict
 
     return shape_from_dict(model.shape.to_dict(), where=f"model {model.shape.name}")
 
