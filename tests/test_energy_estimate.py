@@ -160,10 +160,10 @@ def test_default_decode_is_full_sequence_diffusion(tmp_path, shape):
 def test_gpu_roofline_by_hand(tmp_path, shape):
     r = estimate(shape, card(tmp_path, text=TOY_GPU), decode=Autoregressive(seq_len=1))
     # One pass of one position, one head evaluation, one attention pair; bf16 = 2 bytes. (FLOPs, bytes) → µs:
-    #   norm + residual ×2 (8·4, 3·4·2) = (32, 24) → 32 each     qkv GEMM (2·4·12, 4·12·2 + 16·2) = (96, 128) → 128
-    #   rotary (6·4·2, 2·4·2·2) = (48, 32) → 48                   attention (4·2·2 + 5·2, (8 + 8)·2) = (26, 32) → 32
-    #   out GEMM (32, 32 + 16) → 48     up GEMM (64, 64 + 24) → 88     GELU (64, 16·2) → 64     down (64, 88) → 88
-    #   embedding (4, 16) → launch floor 20     final norm (32, 16) → 32     head GEMM (32, 32 + 16) → 48
+    #   norm + residual ×2 (8·4, 3·4·2) = (32, 24) → 32 each; qkv GEMM (96, 4·12·2 + 16·2 = 128) → 128
+    #   rotary (6·4·2, 2·4·2·2) = (48, 32) → 48   attention (4·2·2 + 5·2, (8 + 8)·2) = (26, 32) → 32
+    #   out GEMM (32, 32 + 16) → 48   up GEMM (64, 64 + 24) → 88   GELU (64, 16·2) → 64   down (64, 88) → 88
+    #   embedding (4, 16) → launch floor 20   final norm (32, 16) → 32   head GEMM (32, 32 + 16) → 48
     #   sampling (20, 16) → 20
     # time = 64 + 128 + 48 + 32 + 48 + 88 + 64 + 88 + 20 + 32 + 48 + 20 = 680 µs; the busy time without the
     # floor is 676 µs, so energy = 1 W × 680 µs idle + (2 − 1) W × 676 µs
