@@ -5,6 +5,8 @@ import pytest
 from analogdiff.config import ConfigError, load_hardware
 from analogdiff.energy import Autoregressive, Diffusion, estimate, estimate_many
 from analogdiff.shapes import load_shape
+from test_energy_analog import HAND_CARD
+from test_energy_gpu import TOY_GPU as GPU_CARD
 
 # One block, d_model 4, 2 heads of 2, d_ff 8, GELU, vocab 4, rotary positions, biases everywhere.
 # Matrices (in → out): qkv 4→12, attn.out 4→4, mlp.up 4→8, mlp.down 8→4, head 4→4.
@@ -25,58 +27,13 @@ tied_embeddings = false
 cond_dim = 0
 """
 
-# 4×4 tiles, one bit slice, amplitude DAC at 1 pJ per conversion, one 8-bit ADC per column at 2 pJ.
-CARD = """
-name = "hand-estimate"
-[device]
-technology = "pcm"
-g_max_us = 10.0
-g_min_us = 0.0
-read_voltage_v = 0.5
-[dac]
-bits = 8
-mode = "amplitude"
-e_conv_pj = 1.0
-t_conv_ns = 10.0
-[adc]
-bits = 8
-energy_model = "table"
-e_conv_pj_by_bits = {{ "8" = 2.0 }}
-cols_per_adc = 1
-t_conv_ns = 1.0
-[tile]
-rows = 4
-cols = 4
-t_integrate_ns = 10.0
-tiles_per_chip = {tiles}
-[digital]
-e_mac_pj = 1.0
-e_softmax_pj = 2.0
-e_norm_pj = 3.0
-e_elementwise_pj = 4.0
-e_sample_pj = 5.0
-throughput_gops = 1.0
-[memory]
-e_sram_pj_per_bit = 0.01
-e_noc_pj_per_bit_hop = 0.02
-noc_bandwidth_gbps = 8.0
-"""
-
-# 1e6 FLOP/s, 1e6 B/s, 20 µs launch floor, 1 W idle, 2 W max: a kernel takes max(FLOPs, bytes, 20) µs.
-TOY_GPU = """
-name = "toy-gpu"
-[gpu]
-model = "toy"
-dtype = "bf16"
-peak_tflops_bf16 = 1e-6
-hbm_bandwidth_tbs = 1e-6
-hbm_capacity_gb = 1.0
-power_max_w = 2.0
-power_idle_w = 1.0
-kernel_launch_us = 20.0
-compute_efficiency = 1.0
-bandwidth_efficiency = 1.0
-"""
+# The hand card of test_energy_analog with 4×4 tiles and one bit slice, switched to an amplitude DAC (1 pJ per
+# conversion) and one ADC per column (8 bits, 2 pJ per conversion by its table); digital units: MAC 1 pJ,
+# softmax 2, norm 3, elementwise 4, sampling 5 pJ per element.
+ANALOG = {"dac.mode": "amplitude", "adc.cols_per_adc": 1}
+# The toy GPU of test_energy_gpu (1e6 FLOP/s, 1e6 B/s, 1 W idle, 2 W max) with a 20 µs launch floor: a kernel
+# takes max(FLOPs, bytes, 20) µs.
+TOY_GPU = GPU_CARD.replace("kernel_launch_us = 100.0", "kernel_launch_us = 20.0")
 
 # Autoregressive(seq_len=3) with the KV cache: 3 passes of one position each → 3 token-forwards, 3 head
 # evaluations, 1 + 2 + 3 = 6 attention pairs, 3 generated tokens.
@@ -90,9 +47,15 @@ def shape(tmp_path):
     return load_shape(p)
 
 
-def card(tmp_path, tiles=9, text=CARD):
-    p = tmp_path / f"card_{tiles}.toml"
-    p.write_text(text.format(tiles=tiles))
+def card(tmp_path, tiles=9):
+    p = tmp_path / "hand.toml"
+    p.write_text(HAND_CARD.format(rows=4, cols=4, slices=1))
+    return load_hardware(p, overrides={**ANALOG, "tile.tiles_per_chip": tiles})
+
+
+def gpu_card(tmp_path):
+    p = tmp_path / "toy-gpu.toml"
+    p.write_text(TOY_GPU)
     return load_hardware(p)
 
 
@@ -158,7 +121,7 @@ def test_default_decode_is_full_sequence_diffusion(tmp_path, shape):
 
 
 def test_gpu_roofline_by_hand(tmp_path, shape):
-    r = estimate(shape, card(tmp_path, text=TOY_GPU), decode=Autoregressive(seq_len=1))
+    r = estimate(shape, gpu_card(tmp_path), decode=Autoregressive(seq_len=1))
     # One pass of one position, one head evaluation, one attention pair; bf16 = 2 bytes. (FLOPs, bytes) → µs:
     #   norm + residual ×2 (8·4, 3·4·2) = (32, 24) → 32 each; qkv GEMM (96, 4·12·2 + 16·2 = 128) → 128
     #   rotary (6·4·2, 2·4·2·2) = (48, 32) → 48   attention (4·2·2 + 5·2, (8 + 8)·2) = (26, 32) → 32
@@ -191,7 +154,7 @@ def test_bad_input_names_the_field(tmp_path, shape, kwargs, field):
 def test_a_model_that_does_not_fit_and_gpu_only_errors(tmp_path, shape):
     with pytest.raises(ConfigError, match=r"^tile\.tiles_per_chip: tiny needs 9 tiles .* has 8"):
         estimate(shape, card(tmp_path, tiles=8), decode=DECODE)
-    gpu = card(tmp_path, text=TOY_GPU)
+    gpu = gpu_card(tmp_path)
     with pytest.raises(ConfigError, match="^stats"):
         estimate(shape, gpu, decode=DECODE, stats={"layers": {}})
     with pytest.raises(ConfigError, match="estimate_many sweeps analog cards"):
