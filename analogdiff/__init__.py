@@ -32,9 +32,9 @@ _EXPORTS = {
     "estimate": "analogdiff.energy",
     "estimate_many": "analogdiff.energy",
     "CostReport": "analogdiff.energy",
-    "ModelShape": "analogdiff.energy",
-    "load_shape": "analogdiff.energy",
-    "list_shapes": "analogdiff.energy",
+    "ModelShape": "analogdiff.shapes",
+    "load_shape": "analogdiff.shapes",
+    "list_shapes": "analogdiff.shapes",
     "Diffusion": "analogdiff.energy",
     "Autoregressive": "analogdiff.energy",
 }

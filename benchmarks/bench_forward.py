@@ -37,14 +37,14 @@ import torch  # noqa: E402
 def _model(name: str):
     from analogdiff.lm import load_model
     from analogdiff.lm.corpus import Vocab
-    from analogdiff.lm.model import CharLM, Shape
+    from analogdiff.lm.model import CharLM, char_shape
 
     try:
         return load_model(name), f"shipped checkpoint {name}"
     except ValueError as e:
         vocab = Vocab()
-        shape = Shape(name=name, n_layers=4, d_model=192, n_heads=4, n_kv_heads=4, d_ff=768,
-                      vocab_size=vocab.size, context_len=256)
+        shape = char_shape(name=name, n_layers=4, d_model=192, n_heads=4, n_kv_heads=4, d_ff=768,
+                           vocab_size=vocab.size, context_len=256)
         return CharLM("mdlm", shape, vocab).eval(), f"RANDOMLY INITIALISED same-shape model ({e})"
 
 

@@ -8,12 +8,12 @@ TINY = dict(n_layers=1, d_model=32, n_heads=2, n_kv_heads=2, d_ff=64, context_le
 
 def tiny_models(dir_: Path) -> dict[str, str]:
     """Write a tiny MDLM and AR twin (seeded random weights) to ``dir_``; returns {kind: path}."""
-    from analogdiff.lm import CharLM, Shape, Vocab, save_model
+    from analogdiff.lm import CharLM, Vocab, char_shape, save_model
 
     vocab = Vocab()
     out = {}
     for i, kind in enumerate(("mdlm", "ar")):
-        shape = Shape(name=f"tiny-{kind}", vocab_size=vocab.size, **TINY)
+        shape = char_shape(name=f"tiny-{kind}", vocab_size=vocab.size, **TINY)
         path = Path(dir_) / f"tiny-{kind}.safetensors"
         if not path.exists():
             save_model(CharLM(kind, shape, vocab, seed=i), path)

@@ -11,7 +11,8 @@ from analogdiff.energy.analog import mvm_energy
 # A one-block model: d_model 8, 2 heads of 4, d_ff 16, GELU, vocab 4, learned positions.
 # Its matrices (in → out): qkv 8→24, attn.out 8→8, mlp.up 8→16, mlp.down 16→8, head 8→4.
 TINY = ModelShape(name="tiny", n_layers=1, d_model=8, n_heads=2, n_kv_heads=2, d_ff=16, mlp="gelu",
-                  vocab_size=4, context_len=8)
+                  vocab_size=4, context_len=8, positions="learned", norm="layernorm", norm_bias=True, bias=[],
+                  tied_embeddings=False, cond_dim=0)
 
 HAND_CARD = """
 name = "hand"

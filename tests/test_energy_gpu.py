@@ -5,7 +5,8 @@ from analogdiff.config import ConfigError, load_hardware
 from analogdiff.energy import Autoregressive, Diffusion, ModelShape, estimate
 
 TINY = ModelShape(name="tiny", n_layers=1, d_model=8, n_heads=2, n_kv_heads=2, d_ff=16, mlp="gelu",
-                  vocab_size=4, context_len=8)
+                  vocab_size=4, context_len=8, positions="learned", norm="layernorm", norm_bias=True, bias=[],
+                  tied_embeddings=False, cond_dim=0)
 
 # 1e6 FLOP/s, 1e6 B/s, 100 µs launch floor, 1 W idle, 2 W max: a kernel takes max(FLOPs, bytes, 100) µs
 TOY_GPU = """

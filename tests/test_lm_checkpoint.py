@@ -9,10 +9,12 @@ import torch
 from analogdiff.lm import corpus, load_model, save_model
 from analogdiff.lm import train as train_fn
 from analogdiff.lm.checkpoint import CHECKPOINT_DIR, SHIPPED
-from analogdiff.lm.model import CharLM, Shape
+from analogdiff.lm.model import CharLM, char_shape
 
-SHAPE = Shape("tiny", n_layers=1, d_model=16, n_heads=2, n_kv_heads=1, d_ff=32, vocab_size=64, context_len=16)
-SHAPE_KEYS = {"name", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "mlp", "vocab_size", "context_len"}
+SHAPE = char_shape("tiny", n_layers=1, d_model=16, n_heads=2, n_kv_heads=1, d_ff=32, vocab_size=64,
+                   context_len=16)
+SHAPE_KEYS = {"name", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "mlp", "vocab_size", "context_len",
+              "positions", "norm", "norm_bias", "bias", "tied_embeddings", "cond_dim"}
 
 
 @pytest.fixture
@@ -62,6 +64,9 @@ def test_pickle_is_never_loaded(saved, tmp_path):
     (lambda c: c.update(vocab=c["vocab"][:-1]), "vocab"),
     (lambda c: c.update(kind="gpt"), "kind"),
     (lambda c: c["shape"].update(n_layers=2), "missing"),
+    (lambda c: c["shape"].update(bogus=1), "shape: unknown key 'bogus'"),
+    (lambda c: c["shape"].pop("norm"), "shape: missing key 'norm'"),
+    (lambda c: c["shape"].update(norm="rmsnorm"), "shape.norm: the character LM builds norm = 'layernorm'"),
 ])
 def test_card_and_weights_disagree(saved, edit, match):
     _, path = saved

@@ -6,7 +6,7 @@ import torch
 
 from analogdiff.lm import diffusion
 from analogdiff.lm.evaluate import bits_per_char
-from analogdiff.lm.model import CharLM, Shape
+from analogdiff.lm.model import CharLM, char_shape
 
 NEG_INF = float("-inf")
 
@@ -26,7 +26,7 @@ def test_nelbo_equals_hand_computation():
 def test_uniform_denoiser_nelbo_is_log_vocab():
     # A denoiser that predicts uniformly over K characters costs log K per masked character; with weight 1/t
     # and E[#masked] = t L the NELBO is exactly L log K in expectation: bits/char = log2 K.
-    shape = Shape("u", 1, 8, 1, 1, 8, 64, 32)
+    shape = char_shape("u", 1, 8, 1, 1, 8, 64, 32)
     model = CharLM("mdlm", shape)
     with torch.no_grad():
         for p in model.parameters():
@@ -78,7 +78,7 @@ def test_ar_loss_by_hand():
 
 def test_ar_bits_per_char_is_exact():
     # all-zero weights: uniform over the 63 characters (mask logit -inf) → exactly log2(63) bits per char
-    model = CharLM("ar", Shape("u", 1, 8, 1, 1, 8, 64, 32))
+    model = CharLM("ar", char_shape("u", 1, 8, 1, 1, 8, 64, 32))
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()

@@ -5,9 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from analogdiff.lm.model import CharLM, Shape, n_params
+from analogdiff.lm.model import CharLM, char_shape, n_params
 
-SHAPE = Shape("tiny", n_layers=2, d_model=16, n_heads=2, n_kv_heads=2, d_ff=32, vocab_size=64, context_len=12)
+SHAPE = char_shape("tiny", n_layers=2, d_model=16, n_heads=2, n_kv_heads=2, d_ff=32, vocab_size=64,
+                   context_len=12)
 
 
 def _ids(seed=0):
@@ -74,14 +75,14 @@ def test_parameter_count_by_hand():
     d, f, v, n = 16, 32, 64, 2
     per_layer = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d)
     expected = v * d + n * per_layer + 2 * d + (d * v + v)  # rotary positions: no parameters
-    assert n_params(CharLM("ar", SHAPE)) == expected == n_params(CharLM("mdlm", SHAPE))
+    assert n_params(CharLM("ar", SHAPE)) == expected == n_params(CharLM("mdlm", SHAPE)) == SHAPE.n_params()
 
 
 def test_same_seed_same_init_and_bad_shapes():
     a, b = CharLM("ar", SHAPE, seed=5), CharLM("ar", SHAPE, seed=5)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     with pytest.raises(ValueError, match="n_heads"):
-        Shape("x", 1, 10, 3, 3, 8, 64, 8)
+        char_shape("x", 1, 10, 3, 3, 8, 64, 8)
     with pytest.raises(ValueError, match="kind"):
         CharLM("gpt", SHAPE)
     with pytest.raises(ValueError, match="context_len"):
@@ -92,8 +93,8 @@ def test_same_seed_same_init_and_bad_shapes():
 def test_kv_cache_gives_the_full_forward_logits(n_kv_heads):
     """Decoding with a KV cache (a prefix, then a chunk, then one position at a time) reproduces the
     logits of one full causal forward, position by position (also with grouped KV heads)."""
-    shape = Shape("tiny", n_layers=2, d_model=16, n_heads=2, n_kv_heads=n_kv_heads, d_ff=32, vocab_size=64,
-                  context_len=12)
+    shape = char_shape("tiny", n_layers=2, d_model=16, n_heads=2, n_kv_heads=n_kv_heads, d_ff=32,
+                       vocab_size=64, context_len=12)
     model = CharLM("ar", shape, seed=3).eval()
     x = _ids(5)
     with torch.no_grad():

@@ -4,10 +4,11 @@ import math
 import pytest
 import torch
 
-from analogdiff.lm.model import CharLM, Shape
+from analogdiff.lm.model import CharLM, char_shape
 from analogdiff.lm.sampling import categorical, generate, generate_ids, sample_mdlm
 
-SHAPE = Shape("tiny", n_layers=1, d_model=16, n_heads=2, n_kv_heads=2, d_ff=32, vocab_size=64, context_len=24)
+SHAPE = char_shape("tiny", n_layers=1, d_model=16, n_heads=2, n_kv_heads=2, d_ff=32, vocab_size=64,
+                   context_len=24)
 MDLM = CharLM("mdlm", SHAPE, seed=0).eval()
 AR = CharLM("ar", SHAPE, seed=0).eval()
 MASK = MDLM.mask_id

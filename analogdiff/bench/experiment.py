@@ -233,13 +233,8 @@ def _price(lm, hw, trace, stats) -> dict:
 
 
 def energy_shape(lm):
-    """The cost model's shape of a loaded model."""
-    from analogdiff.energy import ModelShape
-    from analogdiff.energy.shapes import shape_from_dict
-
-    if isinstance(lm.shape, ModelShape):
-        return lm.shape
-    return shape_from_dict(lm.shape.to_dict(), where=f"model {lm.shape.name}")
+    """The cost model's shape of a loaded model: its own ``ModelShape`` (one definition for lm and energy)."""
+    return lm.shape
 
 
 STATS_KEYS = ("mean_abs_x_norm", "mean_x2_norm", "mean_g_us", "adc_clip_fraction")

@@ -10,7 +10,7 @@ Reads shapes and hardware descriptions, never live modules.
 from analogdiff.energy.decode import Autoregressive, Diffusion, Work, schedule_work
 from analogdiff.energy.estimate import estimate, estimate_many
 from analogdiff.energy.report import CostReport
-from analogdiff.energy.shapes import LinearLayer, ModelShape, list_shapes, load_shape
+from analogdiff.shapes import LinearLayer, ModelShape, list_shapes, load_shape
 
 __all__ = ["estimate", "estimate_many", "CostReport", "ModelShape", "LinearLayer", "load_shape",
            "list_shapes", "Diffusion", "Autoregressive", "Work", "schedule_work"]

@@ -18,7 +18,7 @@ import numpy as np
 from analogdiff.config import COMPONENTS, ADC, ConfigError, Hardware, adc_energy_pj
 from analogdiff.energy import kernels as K
 from analogdiff.energy.decode import Work
-from analogdiff.energy.shapes import ModelShape
+from analogdiff.shapes import ModelShape
 
 # dotted card key → design-point column (what estimate_many may sweep)
 COLUMNS: dict[str, int] = {

@@ -10,7 +10,7 @@ from analogdiff.config import ConfigError, Hardware, load_hardware
 from analogdiff.energy import analog, gpu
 from analogdiff.energy.decode import Autoregressive, Diffusion, Work, schedule_work
 from analogdiff.energy.report import CostReport
-from analogdiff.energy.shapes import ModelShape, load_shape
+from analogdiff.shapes import ModelShape, load_shape
 
 
 def _prepare(shape, decode, batch) -> tuple[ModelShape, Work]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from analogdiff.config import ConfigError, Hardware
 from analogdiff.energy.decode import Work
-from analogdiff.energy.shapes import TIME_FREQ_DIM, ModelShape
+from analogdiff.shapes import TIME_FREQ_DIM, ModelShape
 
 BYTES = {"bf16": 2.0, "fp8": 1.0}
 CLASSES = ("linear", "attention", "elementwise", "lm_head", "sampling")

@@ -9,9 +9,9 @@ Shakespeare's plays. They know nothing about hardware.
 from .checkpoint import SHIPPED, load_model, save_model
 from .corpus import Vocab
 from .evaluate import evaluate
-from .model import CharLM, Shape
+from .model import CharLM, char_shape
 from .sampling import SAMPLERS, generate
 from .train import add_train_arguments, run_train, train
 
-__all__ = ["CharLM", "SAMPLERS", "SHIPPED", "Shape", "Vocab", "add_train_arguments", "evaluate", "generate",
+__all__ = ["CharLM", "SAMPLERS", "SHIPPED", "Vocab", "char_shape", "add_train_arguments", "evaluate", "generate",
            "load_model", "run_train", "save_model", "train"]

@@ -1,7 +1,7 @@
 """Model checkpoints: weights as safetensors, the model card as JSON beside them. Nothing is ever unpickled.
 
 A checkpoint ``NAME.safetensors`` holds the backbone's state dict; ``NAME.json`` is the model card, a dict
-with at least ``kind`` ("mdlm"|"ar"), ``shape`` (see :class:`~analogdiff.lm.model.Shape`) and ``vocab``
+with at least ``kind`` ("mdlm"|"ar"), ``shape`` (the keys of :class:`~analogdiff.shapes.ModelShape`) and ``vocab``
 (the characters, the mask token being one more id). Shipped checkpoints live in ``analogdiff/lm/checkpoints``.
 """
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pathlib
 
 import torch
 
+from ..shapes import SHIPPED, shape_from_dict
 from .corpus import Vocab
-from .model import KINDS, CharLM, Shape
+from .model import KINDS, CharLM
 
 CHECKPOINT_DIR = pathlib.Path(__file__).parent / "checkpoints"
-SHIPPED = ("shakespeare-mdlm", "shakespeare-ar")
 
 
 def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
@@ -98,10 +98,7 @@ def model_from_card(card: dict, where: str = "model card") -> CharLM:
     shape_dict = card.get("shape")
     if not isinstance(shape_dict, dict):
         raise ValueError(f"{where}: missing 'shape' object")
-    try:
-        shape = Shape(**shape_dict)
-    except TypeError as e:
-        raise ValueError(f"{where}: bad shape ({e})") from None
+    shape = shape_from_dict({"name": card.get("name", "model"), **shape_dict}, where=f"{where}: shape")
     chars = card.get("vocab")
     if not isinstance(chars, str):
         raise ValueError(f"{where}: 'vocab' must be a string of characters")

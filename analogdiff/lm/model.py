@@ -9,48 +9,46 @@ Positions are rotary (RoPE, Su et al. 2021; as in the MDLM and LLaDA backbones):
 must find a masked character's neighbours, which relative positions give from the start, whereas learned
 absolute positions left a 1.9M-parameter MDLM stuck at unigram level for its first ~2M training tokens.
 Rotary embeddings have no parameters (a fixed rotation of q and k, done digitally).
+
+The sizes come in a :class:`~analogdiff.shapes.ModelShape`, the torch-free description the cost model prices
+(``char_shape`` fills in what this backbone builds; ``check_buildable`` refuses any other architecture).
 """
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..shapes import ModelShape
 from .corpus import Vocab
 
 KINDS = ("mdlm", "ar")
 
 
-@dataclass(frozen=True)
-class Shape:
-    """Model shape; ``card["shape"]`` is ``asdict(shape)`` and the energy estimator reads these keys."""
+# What ``Backbone`` builds, in the terms of the shared shape: rotary positions, LayerNorms with gain and
+# shift, a bias on every linear layer (the LM head included), a GELU MLP, an untied head, no time conditioning.
+ARCHITECTURE = dict(mlp="gelu", positions="rotary", norm="layernorm", norm_bias=True,
+                    bias=("attn.qkv", "attn.out", "mlp.up", "mlp.down", "head"), tied_embeddings=False, cond_dim=0)
 
-    name: str
-    n_layers: int
-    d_model: int
-    n_heads: int
-    n_kv_heads: int
-    d_ff: int
-    vocab_size: int
-    context_len: int
-    mlp: str = "gelu"
 
-    def __post_init__(self):
-        for field in ("n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab_size", "context_len"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"shape.{field}: must be a positive integer, got {value!r}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"shape.n_heads: must divide d_model={self.d_model}, got {self.n_heads}")
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"shape.n_kv_heads: must divide n_heads={self.n_heads}, got {self.n_kv_heads}")
-        if self.mlp != "gelu":
-            raise ValueError(f"shape.mlp: must be 'gelu', got {self.mlp!r}")
+def char_shape(name: str, n_layers: int, d_model: int, n_heads: int, n_kv_heads: int, d_ff: int,
+               vocab_size: int, context_len: int) -> ModelShape:
+    """The shape of a character LM with these sizes (the rest is ``ARCHITECTURE``)."""
+    return ModelShape(name=name, n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads,
+                      d_ff=d_ff, vocab_size=vocab_size, context_len=context_len, **ARCHITECTURE)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+def check_buildable(shape: ModelShape) -> None:
+    """A one-line ``ValueError`` naming the first field of ``shape`` that ``Backbone`` cannot build."""
+    if not isinstance(shape, ModelShape):
+        raise ValueError(f"shape: expected a ModelShape, got {type(shape).__name__}")
+    for field, value in ARCHITECTURE.items():
+        if getattr(shape, field) != value:
+            raise ValueError(f"shape.{field}: the character LM builds {field} = {value!r}, got "
+                             f"{getattr(shape, field)!r}")
+    if shape.head_dim % 2:
+        raise ValueError(f"shape.n_heads: d_model / n_heads must be even for rotary positions, got "
+                         f"{shape.d_model}/{shape.n_heads}")
 
 
 def rotary_tables(context_len: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +65,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 
 class Attention(nn.Module):
-    def __init__(self, shape: Shape, causal: bool):
+    def __init__(self, shape: ModelShape, causal: bool):
         super().__init__()
         self.n_heads, self.n_kv_heads = shape.n_heads, shape.n_kv_heads
         self.head_dim = shape.d_model // shape.n_heads
@@ -110,7 +108,7 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, shape: Shape):
+    def __init__(self, shape: ModelShape):
         super().__init__()
         self.up = nn.Linear(shape.d_model, shape.d_ff)
         self.down = nn.Linear(shape.d_ff, shape.d_model)
@@ -120,7 +118,7 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, shape: Shape, causal: bool):
+    def __init__(self, shape: ModelShape, causal: bool):
         super().__init__()
         self.ln1 = nn.LayerNorm(shape.d_model)
         self.attn = Attention(shape, causal)
@@ -136,13 +134,11 @@ class Block(nn.Module):
 class Backbone(nn.Module):
     """Token ids (B, T) → logits (B, T, vocab_size). ``causal`` selects the attention mask."""
 
-    def __init__(self, shape: Shape, causal: bool):
+    def __init__(self, shape: ModelShape, causal: bool):
         super().__init__()
         self.shape, self.causal = shape, causal
+        check_buildable(shape)
         self.tok_emb = nn.Embedding(shape.vocab_size, shape.d_model)
-        if (shape.d_model // shape.n_heads) % 2:
-            raise ValueError(f"shape.n_heads: d_model / n_heads must be even for rotary positions, got "
-                             f"{shape.d_model}/{shape.n_heads}")
         cos, sin = rotary_tables(shape.context_len, shape.d_model // shape.n_heads)
         self.register_buffer("rope_cos", cos, persistent=False)  # (T, hd/2), not in the state dict
         self.register_buffer("rope_sin", sin, persistent=False)
@@ -189,7 +185,7 @@ class CharLM(nn.Module):
     token's logit set to -inf (no model ever predicts the mask; SUBS for the MDLM).
     """
 
-    def __init__(self, kind: str, shape: Shape, vocab: Vocab = Vocab(), card: dict | None = None,
+    def __init__(self, kind: str, shape: ModelShape, vocab: Vocab = Vocab(), card: dict | None = None,
                  seed: int = 0):
         super().__init__()
         if kind not in KINDS:
@@ -204,7 +200,7 @@ class CharLM(nn.Module):
         init_weights(self.backbone, shape.n_layers, torch.Generator().manual_seed(seed))
 
     @property
-    def shape(self) -> Shape:
+    def shape(self) -> ModelShape:
         return self.backbone.shape
 
     @property

@@ -24,7 +24,8 @@ from . import corpus
 from .checkpoint import load_tensors, save_model, save_tensors, write_json
 from .diffusion import ar_loss, mdlm_loss, nats_to_bits
 from .evaluate import bits_per_char
-from .model import KINDS, CharLM, Shape, n_params
+from ..shapes import ModelShape
+from .model import KINDS, CharLM, char_shape, n_params
 
 # Arguments that do not change the training trajectory (may differ between a run and its resumption).
 _RUNTIME_ONLY = ("out", "threads", "progress", "checkpoint_every", "final_eval_chars")
@@ -78,11 +79,11 @@ def _validate(args) -> None:
         raise ValueError(f"--warmup-steps: must be >= 0, got {args.warmup_steps}")
 
 
-def shape_from_args(args) -> Shape:
-    return Shape(name=args.name or f"shakespeare-{args.model}", n_layers=args.n_layers, d_model=args.d_model,
-                 n_heads=args.n_heads, n_kv_heads=args.n_kv_heads or args.n_heads,
-                 d_ff=args.d_ff or 4 * args.d_model, vocab_size=corpus.Vocab().size,
-                 context_len=args.context_len)
+def shape_from_args(args) -> ModelShape:
+    return char_shape(name=args.name or f"shakespeare-{args.model}", n_layers=args.n_layers,
+                      d_model=args.d_model, n_heads=args.n_heads, n_kv_heads=args.n_kv_heads or args.n_heads,
+                      d_ff=args.d_ff or 4 * args.d_model, vocab_size=corpus.Vocab().size,
+                      context_len=args.context_len)
 
 
 def learning_rate(step: int, args) -> float:
