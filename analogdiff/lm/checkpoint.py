@@ -109,12 +109,21 @@ def model_from_card(card: dict, where: str = "model card") -> CharLM:
     return CharLM(kind, shape, vocab, card=card)
 
 
-def load_model(name_or_path) -> CharLM:
-    """Load a shipped model (``shakespeare-mdlm``, ``shakespeare-ar``) or a ``.safetensors`` path + card.
+def load_model(name_or_path):
+    """Load a shipped model (``shakespeare-mdlm``, ``shakespeare-ar``), a ``.safetensors`` path + card, or a
+    published checkpoint directory.
 
-    Errors (unknown name, missing/truncated/corrupt file, card and weights disagreeing) are one-line
-    ``ValueError``s. The model is returned in eval mode.
+    A directory holding a ``config.json`` is a published checkpoint (MDLM-OWT, LLaDA, Dream, GPT-2, Llama):
+    see :mod:`analogdiff.lm.hub`. Errors (unknown name, missing/truncated/corrupt file, card and weights
+    disagreeing) are one-line ``ValueError``s. The model is returned in eval mode.
     """
+    if not (isinstance(name_or_path, str) and name_or_path in SHIPPED) and pathlib.Path(name_or_path).is_dir():
+        from .hub import is_checkpoint_dir, load_checkpoint_dir
+
+        if not is_checkpoint_dir(name_or_path):
+            raise ValueError(f"checkpoint: directory {name_or_path} has no config.json (a published checkpoint "
+                             f"needs config.json, model.safetensors or its index, and tokenizer.json)")
+        return load_checkpoint_dir(name_or_path)
     path = resolve(name_or_path)
     card = read_json(path.with_suffix(".json"))
     where = f"model card {path.with_suffix('.json')}"
