@@ -68,8 +68,10 @@ def llama_tensors(c, gen, qkv_bias=False):
     for i in range(c["num_hidden_layers"]):
         p = f"model.layers.{i}."
         t.update({p + "input_layernorm.weight": gain(gen, d), p + "post_attention_layernorm.weight": gain(gen, d),
-                  p + "self_attn.q_proj.weight": rnd(gen, nh * hd, d), p + "self_attn.k_proj.weight": rnd(gen, nkv * hd, d),
-                  p + "self_attn.v_proj.weight": rnd(gen, nkv * hd, d), p + "self_attn.o_proj.weight": rnd(gen, d, nh * hd),
+                  p + "self_attn.q_proj.weight": rnd(gen, nh * hd, d),
+                  p + "self_attn.k_proj.weight": rnd(gen, nkv * hd, d),
+                  p + "self_attn.v_proj.weight": rnd(gen, nkv * hd, d),
+                  p + "self_attn.o_proj.weight": rnd(gen, d, nh * hd),
                   p + "mlp.gate_proj.weight": rnd(gen, f, d), p + "mlp.up_proj.weight": rnd(gen, f, d),
                   p + "mlp.down_proj.weight": rnd(gen, d, f)})
         if qkv_bias:
@@ -251,7 +253,8 @@ def ref_llada(t, c, ids):
     for i in range(c["n_layers"]):
         W = lambda n: t[f"{p0}blocks.{i}.{n}.weight"].T  # noqa: E731
         h = rms(x, t[f"{p0}blocks.{i}.attn_norm.weight"], eps)
-        q, k, v = rope(heads(h @ W("q_proj"), nh), theta), rope(heads(h @ W("k_proj"), nh), theta), heads(h @ W("v_proj"), nh)
+        q, k = rope(heads(h @ W("q_proj"), nh), theta), rope(heads(h @ W("k_proj"), nh), theta)
+        v = heads(h @ W("v_proj"), nh)
         x = x + softmax_attention(q, k, v, causal=False) @ W("attn_out")
         h = rms(x, t[f"{p0}blocks.{i}.ff_norm.weight"], eps)
         x = x + (F.silu(h @ W("ff_proj")) * (h @ W("up_proj"))) @ W("ff_out")

@@ -52,16 +52,18 @@ def write_json(obj, path) -> None:
     _atomic_write_bytes(pathlib.Path(path), (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
-def read_json(path) -> dict:
+def read_json(path, what: str = "model card") -> dict:
+    """A JSON object from ``path``; missing, malformed or non-object files are one-line ``ValueError``s that
+    call the file ``what``."""
     path = pathlib.Path(path)
     if not path.is_file():
-        raise ValueError(f"checkpoint: model card {path} does not exist")
+        raise ValueError(f"checkpoint: {what} {path} does not exist")
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"checkpoint: model card {path} is not valid JSON ({e})") from None
+        raise ValueError(f"checkpoint: {what} {path} is not valid JSON ({e})") from None
     if not isinstance(obj, dict):
-        raise ValueError(f"checkpoint: model card {path} must hold a JSON object")
+        raise ValueError(f"checkpoint: {what} {path} must hold a JSON object")
     return obj
 
 

@@ -73,7 +73,7 @@ def _check_tensors(model: HubLM, tensors: dict, origin: dict, directory: pathlib
                          f"model {CONFIG} describes)")
     out = {}
     for name, ref in expected.items():
-        t, where = tensors[name], _origin(name, origin, directory)
+        t, where = tensors.pop(name), _origin(name, origin, directory)  # pop: one copy per tensor at a time
         if tuple(t.shape) != tuple(ref.shape):
             raise ValueError(f"{where}: tensor '{name}' has shape {tuple(t.shape)}, {CONFIG} needs "
                              f"{tuple(ref.shape)}")

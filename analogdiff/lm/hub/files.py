@@ -7,13 +7,12 @@ never opened. Every defect is a one-line ``ValueError`` naming the file and, whe
 """
 from __future__ import annotations
 
-import json
 import pathlib
 from typing import Any
 
 import torch
 
-from ..checkpoint import load_tensors
+from ..checkpoint import load_tensors, read_json
 
 CONFIG = "config.json"
 SINGLE = "model.safetensors"
@@ -27,23 +26,11 @@ def is_checkpoint_dir(path) -> bool:
     return path.is_dir() and (path / CONFIG).is_file()
 
 
-def read_json_object(path: pathlib.Path) -> dict:
-    if not path.is_file():
-        raise ValueError(f"checkpoint: {path} does not exist")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"checkpoint: {path} is not valid JSON ({e})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"checkpoint: {path} must hold a JSON object")
-    return obj
-
-
 class Config:
     """``config.json`` with typed, one-line-error field access: ``cfg.int("hidden_size")``."""
 
     def __init__(self, path: pathlib.Path):
-        self.path, self.data = path, read_json_object(path)
+        self.path, self.data = path, read_json(path, "config")
 
     def _get(self, key: str, default: Any):
         if key in self.data and self.data[key] is not None:
@@ -92,7 +79,7 @@ def read_weights(directory: pathlib.Path) -> tuple[dict[str, torch.Tensor], dict
         pickled = sorted(p.name for p in directory.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
         extra = f"; {pickled[0]} is pickled and never loaded: convert it to safetensors" if pickled else ""
         raise ValueError(f"checkpoint: {directory} has neither {SINGLE} nor {INDEX}{extra}")
-    weight_map = read_json_object(index).get("weight_map")
+    weight_map = read_json(index, "shard index").get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map or \
             not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
         raise ValueError(f"{index}: field 'weight_map' must map tensor names to shard file names")

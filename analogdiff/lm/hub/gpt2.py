@@ -5,8 +5,9 @@ Layout (``transformer.`` prefix; checkpoints saved from the bare ``GPT2Model``, 
 ``model.safetensors``, have none — both load)::
 
     transformer.wte.weight (V, d)   transformer.wpe.weight (n_positions, d)
-    transformer.h.{i}.ln_1.{weight,bias}   .attn.c_attn.{weight (d, 3d), bias}   .attn.c_proj.{weight (d, d), bias}
-    transformer.h.{i}.ln_2.{weight,bias}   .mlp.c_fc.{weight (d, n_inner), bias}  .mlp.c_proj.{weight (n_inner, d), bias}
+    transformer.h.{i}.ln_1.{weight,bias}   .attn.c_attn.{weight (d, 3d), bias}   .attn.c_proj.{weight (d, d),bias}
+    transformer.h.{i}.ln_2.{weight,bias}   .mlp.c_fc.{weight (d, f), bias}       .mlp.c_proj.{weight (f, d), bias}
+    (f = n_inner, default 4d)
     transformer.ln_f.{weight,bias}         lm_head.weight (V, d), tied to wte (usually absent from the file)
 
 GPT-2's ``Conv1D`` stores its weight as (in, out), ``y = x W + b``; here every one is an ``nn.Linear`` and the

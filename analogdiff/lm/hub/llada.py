@@ -88,7 +88,8 @@ class LLaDA(HubLM):
             self.model.transformer.ff_out.weight = self.model.transformer.wte.weight
 
     def rename(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in tensors.items() if not (self.shape.tied_embeddings and k == "model.transformer.ff_out.weight")}
+        head = "model.transformer.ff_out.weight"  # absent when tied to wte
+        return {k: v for k, v in tensors.items() if not (self.shape.tied_embeddings and k == head)}
 
     def logits(self, ids: torch.Tensor, cache: list | None) -> torch.Tensor:
         t = self.model.transformer
