@@ -445,3 +445,17 @@ def test_bad_shards_and_tokenizer(tmp_path):
     assert "tokenizer" in _error(directory) and "does not exist" in _error(directory)
     write_checkpoint(directory, {**c, "time_conditioning": True}, t)
     assert "field 'time_conditioning' = True is not supported" in _error(directory)
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("num_hidden_layers", 10 ** 6, "outside the allowed range [1, 1000]"),
+    ("hidden_size", "16", "expected an integer"),
+    ("vocab_size", 0, "outside the allowed range"),
+    ("rms_norm_eps", -1.0, "outside the allowed range"),
+    ("tie_word_embeddings", "no", "must be true or false"),
+])
+def test_hostile_config_values(tmp_path, field, value, expected):
+    directory, c, t = make(tmp_path, "llama")
+    write_checkpoint(directory, {**c, field: value}, t)
+    msg = _error(directory)
+    assert f"config.json: field '{field}'" in msg and expected in msg, msg

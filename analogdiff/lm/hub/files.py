@@ -12,12 +12,18 @@ from typing import Any
 
 import torch
 
+from analogdiff import checks
+
 from ..checkpoint import load_tensors, read_json
 
 CONFIG = "config.json"
 SINGLE = "model.safetensors"
 INDEX = "model.safetensors.index.json"
 TOKENIZER = "tokenizer.json"
+MAX_SIZE = 2 ** 31 - 1
+"""Largest width, count or token id a config may give (int32 indexing); layer counts are bounded separately."""
+MAX_LAYERS = 1000
+"""Largest layer count (published models have at most a few hundred); bounds the work of building modules."""
 
 
 def is_checkpoint_dir(path) -> bool:
@@ -39,17 +45,19 @@ class Config:
             raise ValueError(f"{self.path}: missing field '{key}'")
         return default
 
-    def int(self, key: str, default: Any = None, lo: int = 1):
+    def int(self, key: str, default: Any = None, lo: int = 1, hi: int = MAX_SIZE):
+        """An integer field in [lo, hi]; absent or null → ``default`` (None: required)."""
         value = self._get(key, _REQUIRED if default is None else default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-            raise ValueError(f"{self.path}: field '{key}' must be an integer >= {lo}, got {value!r}")
-        return value
+        return checks.integer(f"{self.path}: field '{key}'", value, lo, hi)
+
+    def layers(self, key: str) -> int:
+        """A layer count, at most :data:`MAX_LAYERS`."""
+        return self.int(key, hi=MAX_LAYERS)
 
     def float(self, key: str, default: Any = None) -> float:
+        """A positive finite number (norm epsilons, rotary bases)."""
         value = self._get(key, _REQUIRED if default is None else default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-            raise ValueError(f"{self.path}: field '{key}' must be a positive number, got {value!r}")
-        return float(value)
+        return checks.number(f"{self.path}: field '{key}'", value, 0.0, 1e30, lo_open=True)
 
     def bool(self, key: str, default: bool) -> bool:
         value = self._get(key, default)

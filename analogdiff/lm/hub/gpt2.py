@@ -32,7 +32,7 @@ BUFFERS = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)$")
 
 def shape_fields(cfg, name: str) -> dict:
     d = cfg.int("n_embd")
-    return dict(name=name, n_layers=cfg.int("n_layer"), d_model=d, n_heads=cfg.int("n_head"),
+    return dict(name=name, n_layers=cfg.layers("n_layer"), d_model=d, n_heads=cfg.int("n_head"),
                 n_kv_heads=cfg.int("n_head"), d_ff=cfg.int("n_inner", 4 * d), mlp="gelu",
                 vocab_size=cfg.int("vocab_size"), context_len=cfg.int("n_positions"),
                 tied_embeddings=cfg.bool("tie_word_embeddings", True), positions="learned")

@@ -31,7 +31,7 @@ MASK_ID = 126336  # ML-GSAI/LLaDA generate.py: mask_id=126336
 def shape_fields(cfg, name: str) -> dict:
     d = cfg.int("d_model")
     vocab = cfg.int("embedding_size", cfg.int("vocab_size"))
-    return dict(name=name, n_layers=cfg.int("n_layers"), d_model=d, n_heads=cfg.int("n_heads"),
+    return dict(name=name, n_layers=cfg.layers("n_layers"), d_model=d, n_heads=cfg.int("n_heads"),
                 n_kv_heads=cfg.int("n_kv_heads", cfg.int("n_heads")),
                 d_ff=cfg.int("mlp_hidden_size", cfg.int("mlp_ratio", 4) * d), mlp="swiglu", vocab_size=vocab,
                 context_len=cfg.int("max_sequence_length"), tied_embeddings=cfg.bool("weight_tying", False),

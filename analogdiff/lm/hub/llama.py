@@ -31,7 +31,7 @@ def shape_fields(cfg, name: str) -> dict:
     if cfg.data.get("head_dim") is not None and cfg.int("head_dim") * nh != d:
         raise ValueError(f"{cfg.path}: field 'head_dim' = {cfg.data['head_dim']} is not supported; "
                          f"supported: hidden_size / num_attention_heads = {d // nh}")
-    return dict(name=name, n_layers=cfg.int("num_hidden_layers"), d_model=d, n_heads=nh,
+    return dict(name=name, n_layers=cfg.layers("num_hidden_layers"), d_model=d, n_heads=nh,
                 n_kv_heads=cfg.int("num_key_value_heads", nh), d_ff=cfg.int("intermediate_size"), mlp="swiglu",
                 vocab_size=cfg.int("vocab_size"), context_len=cfg.int("max_position_embeddings"),
                 tied_embeddings=cfg.bool("tie_word_embeddings", False), positions="rotary")

@@ -41,7 +41,7 @@ ROTARY_BASE = 10_000.0  # Rotary(dim, base=10_000)
 
 def shape_fields(cfg, name: str) -> dict:
     d = cfg.int("hidden_dim")
-    return dict(name=name, n_layers=cfg.int("n_blocks"), d_model=d, n_heads=cfg.int("n_heads"),
+    return dict(name=name, n_layers=cfg.layers("n_blocks"), d_model=d, n_heads=cfg.int("n_heads"),
                 n_kv_heads=cfg.int("n_heads"), d_ff=MLP_RATIO * d, mlp="gelu", vocab_size=cfg.int("vocab_size"),
                 context_len=cfg.int("model_length"), cond_dim=cfg.int("cond_dim"), positions="rotary")
 
