@@ -239,7 +239,8 @@ def ref_llama(t, c, ids, causal=True, bias=False):
         x = x + softmax_attention(q, k, v, causal) @ t[p + "self_attn.o_proj.weight"].T
         h = rms(x, t[p + "post_attention_layernorm.weight"], eps)
         x = x + (F.silu(lin("mlp.gate_proj", h)) * lin("mlp.up_proj", h)) @ t[p + "mlp.down_proj.weight"].T
-    return rms(x, t["model.norm.weight"], eps) @ t["lm_head.weight"].T
+    head = t["model.embed_tokens.weight"] if c["tie_word_embeddings"] else t["lm_head.weight"]
+    return rms(x, t["model.norm.weight"], eps) @ head.T
 
 
 def ref_dream(t, c, ids):
@@ -249,7 +250,7 @@ def ref_dream(t, c, ids):
 
 def ref_llada(t, c, ids):
     nh, eps, theta, p0 = c["n_heads"], c["rms_norm_eps"], c["rope_theta"], "model.transformer."
-    x = t[p0 + "wte.weight"][ids]
+    x = t[p0 + "wte.weight"][ids] * (c["d_model"] ** 0.5 if c["input_emb_norm"] else 1.0)
     for i in range(c["n_layers"]):
         W = lambda n: t[f"{p0}blocks.{i}.{n}.weight"].T  # noqa: E731
         h = rms(x, t[f"{p0}blocks.{i}.attn_norm.weight"], eps)
@@ -258,7 +259,8 @@ def ref_llada(t, c, ids):
         x = x + softmax_attention(q, k, v, causal=False) @ W("attn_out")
         h = rms(x, t[f"{p0}blocks.{i}.ff_norm.weight"], eps)
         x = x + (F.silu(h @ W("ff_proj")) * (h @ W("up_proj"))) @ W("ff_out")
-    return rms(x, t[p0 + "ln_f.weight"], eps) @ t[p0 + "ff_out.weight"].T
+    head = t[p0 + "wte.weight"] if c["weight_tying"] else t[p0 + "ff_out.weight"]
+    return rms(x, t[p0 + "ln_f.weight"], eps) @ head.T / (c["d_model"] ** 0.5 if c["scale_logits"] else 1.0)
 
 
 def ref_mdlm(t, c, ids):
@@ -459,3 +461,23 @@ def test_hostile_config_values(tmp_path, field, value, expected):
     write_checkpoint(directory, {**c, field: value}, t)
     msg = _error(directory)
     assert f"config.json: field '{field}'" in msg and expected in msg, msg
+
+
+@pytest.mark.parametrize("arch, changes, drop", [
+    ("llama", {"tie_word_embeddings": True}, "lm_head.weight"),
+    ("llada", {"weight_tying": True, "input_emb_norm": True, "scale_logits": True}, "model.transformer.ff_out.weight"),
+])
+def test_tied_heads_and_llada_options(tmp_path, arch, changes, drop):
+    """Tied heads (the file has no head; the embedding serves) and LLaDA's embedding and logit scalings."""
+    directory, c, t = make(tmp_path, arch)
+    c, t = {**c, **changes}, {k: v for k, v in t.items() if k != drop}
+    write_checkpoint(directory, c, t)
+    model = load_model(directory)
+    ids = torch.randint(0, model.vocab.size - 1, (2, 12), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        out, ref = model(ids), REFERENCES[arch](t, c, ids)
+    if model.kind == "mdlm":
+        ref[..., model.mask_id] = float("-inf")
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    V, d = model.shape.vocab_size, model.shape.d_model
+    assert sum(p.numel() for p in model.parameters()) == param_count(arch, c) - V * d
