@@ -2,6 +2,7 @@
 safetensors parameter names, a BPE tokenizer.json), loaded through ``load_model`` and checked against a plain
 reference forward written from each published architecture, parameter counts by formula, the ideal card, and
 one-line errors for bad directories."""
+import dataclasses
 import json
 import math
 
@@ -331,14 +332,14 @@ def test_forward_matches_published_architecture(tmp_path, arch, shards):
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama", "dream", "llada", "mdlm"])
 def test_shape_agrees_with_energy_estimator(tmp_path, arch):
-    """The shape the estimator prices: its matrices and embeddings are exactly the model's 2-D parameters, its
-    linear layers exactly the model's nn.Linear layers (what analogize programs)."""
+    """The shape the estimator prices: its parameter count is the model's, its linear layers (weights and
+    biases) exactly the model's nn.Linear layers (what analogize programs)."""
     directory, c, _ = make(tmp_path, arch)
     model = load_model(directory)
-    matrices = sum(p.numel() for p in model.parameters() if p.ndim == 2)
-    assert model.shape.n_params() == matrices
-    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    assert model.shape.weight_params() == linear
+    assert model.shape.n_params() == sum(p.numel() for p in model.parameters()) == param_count(arch, c)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert model.shape.weight_params() == sum(m.weight.numel() for m in linears)
+    assert model.shape.bias_params() == sum(m.bias.numel() for m in linears if m.bias is not None)
     assert model.card["shape"] == model.shape.to_dict() and model.card["kind"] == model.kind
 
 
@@ -481,3 +482,41 @@ def test_tied_heads_and_llada_options(tmp_path, arch, changes, drop):
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     V, d = model.shape.vocab_size, model.shape.d_model
     assert sum(p.numel() for p in model.parameters()) == param_count(arch, c) - V * d
+
+
+PUBLISHED_CONFIGS = {  # the size fields of each release's config.json
+    "mdlm-owt": {"architectures": ["MDLM"], "model_type": "mdlm", "cond_dim": 128, "hidden_dim": 768,
+                 "model_length": 1024, "n_blocks": 12, "n_heads": 12, "time_conditioning": False, "vocab_size": 50258},
+    "llada-8b": {"architectures": ["LLaDAModelLM"], "model_type": "llada", "activation_type": "silu",
+                 "block_type": "llama", "d_model": 4096, "embedding_size": 126464, "include_bias": False,
+                 "include_qkv_bias": False, "layer_norm_type": "rms", "max_sequence_length": 4096,
+                 "mlp_hidden_size": 12288, "mlp_ratio": 4, "n_heads": 32, "n_kv_heads": 32, "n_layers": 32,
+                 "vocab_size": 126464, "weight_tying": False},
+    "dream-7b": {"architectures": ["DreamModel"], "model_type": "Dream", "hidden_size": 3584,
+                 "intermediate_size": 18944, "max_position_embeddings": 131072, "num_attention_heads": 28,
+                 "num_hidden_layers": 28, "num_key_value_heads": 4, "tie_word_embeddings": False,
+                 "vocab_size": 152064},
+    "gpt2-small": {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 768, "n_head": 12,
+                   "n_inner": None, "n_layer": 12, "n_positions": 1024, "vocab_size": 50257},
+    "llama3-8b": {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
+                  "intermediate_size": 14336, "max_position_embeddings": 8192, "num_attention_heads": 32,
+                  "num_hidden_layers": 32, "num_key_value_heads": 8, "tie_word_embeddings": False,
+                  "attention_bias": False, "mlp_bias": False, "vocab_size": 128256},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_CONFIGS))
+def test_config_maps_to_the_published_shape(tmp_path, name):
+    """What the loader reads from a release's config.json is the shape the estimator prices by name (cited
+    separately in analogdiff/shapes.py); Dream's config allows 131,072 positions, the shape prices 2,048."""
+    from analogdiff.lm.hub import ARCHITECTURES, model_type
+    from analogdiff.lm.hub.files import Config
+    from analogdiff.shapes import load_shape
+
+    (tmp_path / "config.json").write_text(json.dumps(PUBLISHED_CONFIGS[name]))
+    cfg = Config(tmp_path / "config.json")
+    ours = ad.ModelShape(**ARCHITECTURES[model_type(cfg)][0](cfg, name))
+    published = load_shape(name)
+    if name == "dream-7b":
+        ours = dataclasses.replace(ours, context_len=published.context_len)
+    assert ours == published

@@ -16,21 +16,21 @@ import pathlib
 import torch
 
 from analogdiff.config import ConfigError
-from analogdiff.energy.shapes import ModelShape  # the torch-free shape; moves to analogdiff.shapes
+from analogdiff.shapes import ModelShape
 
 from ..tokenizer import BPEVocab
 from . import gpt2, llada, llama, mdlm
 from .files import CONFIG, TOKENIZER, Config, is_checkpoint_dir, read_weights
 from .layers import HubLM
 
-#: model_type (lower case) → (module with shape_fields, builder(cfg, shape, card), mask id from the config)
+#: model_type (lower case) → (shape_fields(cfg, name), builder(cfg, shape, card), mask id from the config)
 ARCHITECTURES = {
-    "mdlm": (mdlm, mdlm.MDLM, lambda cfg: cfg.int("vocab_size") - 1),
-    "llada": (llada, llada.LLaDA, lambda cfg: cfg.int("mask_token_id", llada.MASK_ID, lo=0)),
-    "dream": (llama, lambda cfg, s, card: llama.LlamaLike(cfg, s, card, "mdlm"),
+    "mdlm": (mdlm.shape_fields, mdlm.MDLM, lambda cfg: cfg.int("vocab_size") - 1),
+    "llada": (llada.shape_fields, llada.LLaDA, lambda cfg: cfg.int("mask_token_id", llada.MASK_ID, lo=0)),
+    "dream": (llama.dream_shape_fields, lambda cfg, s, card: llama.LlamaLike(cfg, s, card, "mdlm"),
               lambda cfg: cfg.int("mask_token_id", llama.DREAM_MASK_ID, lo=0)),
-    "gpt2": (gpt2, gpt2.GPT2, lambda cfg: None),
-    "llama": (llama, lambda cfg, s, card: llama.LlamaLike(cfg, s, card, "ar"), lambda cfg: None),
+    "gpt2": (gpt2.shape_fields, gpt2.GPT2, lambda cfg: None),
+    "llama": (llama.shape_fields, lambda cfg, s, card: llama.LlamaLike(cfg, s, card, "ar"), lambda cfg: None),
 }
 #: ``architectures[0]`` → model_type, for configs without ``model_type``
 CLASS_NAMES = {"MDLM": "mdlm", "LLaDAModelLM": "llada", "DreamModel": "dream", "GPT2LMHeadModel": "gpt2",
@@ -94,9 +94,9 @@ def load_checkpoint_dir(path) -> HubLM:
     directory = pathlib.Path(path).expanduser()
     cfg = Config(directory / CONFIG)
     kind = model_type(cfg)
-    module, build, mask_id = ARCHITECTURES[kind]
+    shape_fields, build, mask_id = ARCHITECTURES[kind]
     try:
-        shape = ModelShape(**module.shape_fields(cfg, directory.name), source=str(cfg.path))
+        shape = ModelShape(**shape_fields(cfg, directory.name), source=str(cfg.path))
     except ConfigError as e:
         raise ValueError(f"{cfg.path}: {e}") from None
     if shape.positions == "rotary" and shape.head_dim % 2:

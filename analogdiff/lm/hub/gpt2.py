@@ -35,7 +35,8 @@ def shape_fields(cfg, name: str) -> dict:
     return dict(name=name, n_layers=cfg.layers("n_layer"), d_model=d, n_heads=cfg.int("n_head"),
                 n_kv_heads=cfg.int("n_head"), d_ff=cfg.int("n_inner", 4 * d), mlp="gelu",
                 vocab_size=cfg.int("vocab_size"), context_len=cfg.int("n_positions"),
-                tied_embeddings=cfg.bool("tie_word_embeddings", True), positions="learned")
+                tied_embeddings=cfg.bool("tie_word_embeddings", True), positions="learned", norm="layernorm",
+                norm_bias=True, bias=["attn.qkv", "attn.out", "mlp.up", "mlp.down"], cond_dim=0)
 
 
 class Block(nn.Module):

@@ -13,7 +13,8 @@ causal mask; ``x += ff_out(silu(ff_proj(h)) * up_proj(h))`` with ``h = ff_norm(x
 ``scale_logits`` (×1/sqrt(d)). The mask token id is 126336 (LLaDA's ``generate.py``).
 Supported settings are the published ones: ``block_type = "llama"``, ``layer_norm_type = "rms"``,
 ``activation_type = "silu"``, ``rope = true``, ``alibi = false``, ``attention_layer_norm = false``,
-``block_group_size = 1``; anything else is refused naming the field.
+``block_group_size = 1``, ``include_bias = false`` (``include_qkv_bias`` may be true); anything else is
+refused naming the field.
 """
 from __future__ import annotations
 
@@ -29,17 +30,22 @@ MASK_ID = 126336  # ML-GSAI/LLaDA generate.py: mask_id=126336
 
 
 def shape_fields(cfg, name: str) -> dict:
+    """Biases: only ``include_qkv_bias`` (on q/k/v); ``include_bias`` would also put biases on the norms,
+    which this loader does not build."""
+    cfg.choice("include_bias", (False,), False)
+    cfg.choice("bias_for_layer_norm", (False,), False)
     d = cfg.int("d_model")
     vocab = cfg.int("embedding_size", cfg.int("vocab_size"))
     return dict(name=name, n_layers=cfg.layers("n_layers"), d_model=d, n_heads=cfg.int("n_heads"),
                 n_kv_heads=cfg.int("n_kv_heads", cfg.int("n_heads")),
                 d_ff=cfg.int("mlp_hidden_size", cfg.int("mlp_ratio", 4) * d), mlp="swiglu", vocab_size=vocab,
                 context_len=cfg.int("max_sequence_length"), tied_embeddings=cfg.bool("weight_tying", False),
-                positions="rotary")
+                positions="rotary", norm="rmsnorm", norm_bias=False,
+                bias=["attn.qkv"] if cfg.bool("include_qkv_bias", False) else [], cond_dim=0)
 
 
 class Block(nn.Module):
-    def __init__(self, shape, eps: float, qkv_bias: bool, bias: bool, theta: float):
+    def __init__(self, shape, eps: float, qkv_bias: bool, theta: float):
         super().__init__()
         d, hd = shape.d_model, shape.head_dim
         self.n_heads, self.n_kv_heads, self.theta = shape.n_heads, shape.n_kv_heads, theta
@@ -47,11 +53,11 @@ class Block(nn.Module):
         self.q_proj = nn.Linear(d, d, bias=qkv_bias)
         self.k_proj = nn.Linear(d, shape.n_kv_heads * hd, bias=qkv_bias)
         self.v_proj = nn.Linear(d, shape.n_kv_heads * hd, bias=qkv_bias)
-        self.attn_out = nn.Linear(d, d, bias=bias)
+        self.attn_out = nn.Linear(d, d, bias=False)
         self.ff_norm = RMSNorm(d, eps)
-        self.ff_proj = nn.Linear(d, shape.d_ff, bias=bias)
-        self.up_proj = nn.Linear(d, shape.d_ff, bias=bias)
-        self.ff_out = nn.Linear(shape.d_ff, d, bias=bias)
+        self.ff_proj = nn.Linear(d, shape.d_ff, bias=False)
+        self.up_proj = nn.Linear(d, shape.d_ff, bias=False)
+        self.ff_out = nn.Linear(shape.d_ff, d, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.attn_norm(x)  # (B, T, d)
@@ -71,17 +77,16 @@ class LLaDA(HubLM):
         for key, value in (("rope", True), ("alibi", False), ("attention_layer_norm", False)):
             cfg.choice(key, (value,), value)
         cfg.choice("block_group_size", (1,), 1)
-        bias = cfg.bool("include_bias", False)
-        qkv_bias = bias or cfg.bool("include_qkv_bias", False)
+        qkv_bias = "attn.qkv" in shape.bias
         eps, theta = cfg.float("rms_norm_eps", 1e-5), cfg.float("rope_theta", 10000.0)
         self.input_emb_norm, self.scale_logits = cfg.bool("input_emb_norm", False), cfg.bool("scale_logits", False)
         self.model = nn.Module()
         self.model.transformer = nn.Module()
         t = self.model.transformer
         t.wte = nn.Embedding(shape.vocab_size, shape.d_model)
-        t.blocks = nn.ModuleList(Block(shape, eps, qkv_bias, bias, theta) for _ in range(shape.n_layers))
+        t.blocks = nn.ModuleList(Block(shape, eps, qkv_bias, theta) for _ in range(shape.n_layers))
         t.ln_f = RMSNorm(shape.d_model, eps)
-        t.ff_out = nn.Linear(shape.d_model, shape.vocab_size, bias=bias and not shape.tied_embeddings)
+        t.ff_out = nn.Linear(shape.d_model, shape.vocab_size, bias=False)
 
     def tie_weights(self) -> None:
         if self.shape.tied_embeddings:

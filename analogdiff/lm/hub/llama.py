@@ -26,15 +26,26 @@ from .layers import HubLM, RMSNorm, attend, cached_length, rotate, split_heads
 DREAM_MASK_ID = 151666  # Dream-org/Dream-v0-Base-7B config.json "mask_token_id"
 
 
-def shape_fields(cfg, name: str) -> dict:
+def shape_fields(cfg, name: str, dream: bool = False) -> dict:
+    """Dream: q/k/v biases only (Qwen2). Llama: ``attention_bias`` on q/k/v/o, ``mlp_bias`` on the MLP."""
     d, nh = cfg.int("hidden_size"), cfg.int("num_attention_heads")
+    if dream:
+        bias = ["attn.qkv"]
+    else:
+        bias = ["attn.qkv", "attn.out"] if cfg.bool("attention_bias", False) else []
+        bias += ["mlp.gate", "mlp.up", "mlp.down"] if cfg.bool("mlp_bias", False) else []
     if cfg.data.get("head_dim") is not None and cfg.int("head_dim") * nh != d:
         raise ValueError(f"{cfg.path}: field 'head_dim' = {cfg.data['head_dim']} is not supported; "
                          f"supported: hidden_size / num_attention_heads = {d // nh}")
     return dict(name=name, n_layers=cfg.layers("num_hidden_layers"), d_model=d, n_heads=nh,
                 n_kv_heads=cfg.int("num_key_value_heads", nh), d_ff=cfg.int("intermediate_size"), mlp="swiglu",
                 vocab_size=cfg.int("vocab_size"), context_len=cfg.int("max_position_embeddings"),
-                tied_embeddings=cfg.bool("tie_word_embeddings", False), positions="rotary")
+                tied_embeddings=cfg.bool("tie_word_embeddings", False), positions="rotary", norm="rmsnorm",
+                norm_bias=False, bias=bias, cond_dim=0)
+
+
+def dream_shape_fields(cfg, name: str) -> dict:
+    return shape_fields(cfg, name, dream=True)
 
 
 class Layer(nn.Module):
@@ -77,10 +88,8 @@ class LlamaLike(HubLM):
                              f"supported: null (plain rotary positions)")
         if kind == "mdlm":
             cfg.choice("use_sliding_window", (False,), False)
-            qkv_bias, o_bias, mlp_bias = True, False, False
-        else:
-            o_bias = qkv_bias = cfg.bool("attention_bias", False)
-            mlp_bias = cfg.bool("mlp_bias", False)
+        bias = set(shape.bias)
+        qkv_bias, o_bias, mlp_bias = "attn.qkv" in bias, "attn.out" in bias, "mlp.up" in bias
         eps, theta = cfg.float("rms_norm_eps", 1e-6), cfg.float("rope_theta", 10000.0)
         self.model = nn.Module()
         self.model.embed_tokens = nn.Embedding(shape.vocab_size, shape.d_model)

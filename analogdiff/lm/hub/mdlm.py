@@ -43,7 +43,9 @@ def shape_fields(cfg, name: str) -> dict:
     d = cfg.int("hidden_dim")
     return dict(name=name, n_layers=cfg.layers("n_blocks"), d_model=d, n_heads=cfg.int("n_heads"),
                 n_kv_heads=cfg.int("n_heads"), d_ff=MLP_RATIO * d, mlp="gelu", vocab_size=cfg.int("vocab_size"),
-                context_len=cfg.int("model_length"), cond_dim=cfg.int("cond_dim"), positions="rotary")
+                context_len=cfg.int("model_length"), cond_dim=cfg.int("cond_dim"), positions="rotary",
+                norm="layernorm", norm_bias=False, tied_embeddings=False,
+                bias=["mlp.up", "mlp.down", "head", "cond.mlp1", "cond.mlp2", "cond.adaln", "cond.final"])
 
 
 def timestep_embedding(sigma: torch.Tensor, dim: int = TIME_FREQ_DIM, max_period: float = 10000.0) -> torch.Tensor:
