@@ -36,7 +36,7 @@ ARCHITECTURES = {
 CLASS_NAMES = {"MDLM": "mdlm", "LLaDAModelLM": "llada", "DreamModel": "dream", "GPT2LMHeadModel": "gpt2",
                "LlamaForCausalLM": "llama"}
 
-__all__ = ["ARCHITECTURES", "HubLM", "is_checkpoint_dir", "load_checkpoint_dir"]
+__all__ = ["ARCHITECTURES", "HubLM", "is_checkpoint_dir", "load_checkpoint_dir", "read_config"]
 
 
 def model_type(cfg: Config) -> str:
@@ -86,21 +86,29 @@ def _check_tensors(model: HubLM, tensors: dict, origin: dict, directory: pathlib
     return out
 
 
+def read_config(path) -> tuple[Config, str, ModelShape]:
+    """``config.json`` of checkpoint directory ``path``: (the config, its architecture, the model's shape).
+    Reads nothing else: enough to price the model (``analogdiff.estimate(shape, ...)``) without its weights."""
+    directory = pathlib.Path(path).expanduser()
+    cfg = Config(directory / CONFIG)
+    kind = model_type(cfg)
+    try:
+        shape = ModelShape(**ARCHITECTURES[kind][0](cfg, directory.name), source=str(cfg.path))
+    except ConfigError as e:
+        raise ValueError(f"{cfg.path}: {e}") from None
+    if shape.positions == "rotary" and shape.head_dim % 2:
+        raise ValueError(f"{cfg.path}: head dimension {shape.head_dim} must be even for rotary positions")
+    return cfg, kind, shape
+
+
 def load_checkpoint_dir(path) -> HubLM:
     """The model in checkpoint directory ``path`` (see the module docstring), in eval mode.
 
     Anything missing, malformed or unsupported is a one-line ``ValueError`` naming the file and field.
     """
     directory = pathlib.Path(path).expanduser()
-    cfg = Config(directory / CONFIG)
-    kind = model_type(cfg)
-    shape_fields, build, mask_id = ARCHITECTURES[kind]
-    try:
-        shape = ModelShape(**shape_fields(cfg, directory.name), source=str(cfg.path))
-    except ConfigError as e:
-        raise ValueError(f"{cfg.path}: {e}") from None
-    if shape.positions == "rotary" and shape.head_dim % 2:
-        raise ValueError(f"{cfg.path}: head dimension {shape.head_dim} must be even for rotary positions")
+    cfg, kind, shape = read_config(directory)
+    _, build, mask_id = ARCHITECTURES[kind]
     card = {"architecture": kind, "source": str(directory)}
     with torch.device("meta"):  # no memory for weights until they are loaded
         model = build(cfg, shape, card)
