@@ -52,16 +52,18 @@ def write_json(obj, path) -> None:
     _atomic_write_bytes(pathlib.Path(path), (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
-def read_json(path) -> dict:
+def read_json(path, what: str = "model card") -> dict:
+    """A JSON object from ``path``; missing, malformed or non-object files are one-line ``ValueError``s that
+    call the file ``what``."""
     path = pathlib.Path(path)
     if not path.is_file():
-        raise ValueError(f"checkpoint: model card {path} does not exist")
+        raise ValueError(f"checkpoint: {what} {path} does not exist")
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"checkpoint: model card {path} is not valid JSON ({e})") from None
+        raise ValueError(f"checkpoint: {what} {path} is not valid JSON ({e})") from None
     if not isinstance(obj, dict):
-        raise ValueError(f"checkpoint: model card {path} must hold a JSON object")
+        raise ValueError(f"checkpoint: {what} {path} must hold a JSON object")
     return obj
 
 
@@ -109,12 +111,21 @@ def model_from_card(card: dict, where: str = "model card") -> CharLM:
     return CharLM(kind, shape, vocab, card=card)
 
 
-def load_model(name_or_path) -> CharLM:
-    """Load a shipped model (``shakespeare-mdlm``, ``shakespeare-ar``) or a ``.safetensors`` path + card.
+def load_model(name_or_path):
+    """Load a shipped model (``shakespeare-mdlm``, ``shakespeare-ar``), a ``.safetensors`` path + card, or a
+    published checkpoint directory.
 
-    Errors (unknown name, missing/truncated/corrupt file, card and weights disagreeing) are one-line
-    ``ValueError``s. The model is returned in eval mode.
+    A directory holding a ``config.json`` is a published checkpoint (MDLM-OWT, LLaDA, Dream, GPT-2, Llama):
+    see :mod:`analogdiff.lm.hub`. Errors (unknown name, missing/truncated/corrupt file, card and weights
+    disagreeing) are one-line ``ValueError``s. The model is returned in eval mode.
     """
+    if not (isinstance(name_or_path, str) and name_or_path in SHIPPED) and pathlib.Path(name_or_path).is_dir():
+        from .hub import is_checkpoint_dir, load_checkpoint_dir
+
+        if not is_checkpoint_dir(name_or_path):
+            raise ValueError(f"checkpoint: directory {name_or_path} has no config.json (a published checkpoint "
+                             f"needs config.json, model.safetensors or its index, and tokenizer.json)")
+        return load_checkpoint_dir(name_or_path)
     path = resolve(name_or_path)
     card = read_json(path.with_suffix(".json"))
     where = f"model card {path.with_suffix('.json')}"
