@@ -98,7 +98,8 @@ class MappingReport:
         total = sum(ly.parameters for ly in self.layers)
         return {"hardware": self.hardware, "tile_shape": list(self.tile_shape),
                 "analog_tiles": self.analog_tiles, "analog_parameter_fraction": analog / total if total else 0.0,
-                "layers": [asdict(ly) for ly in self.layers]}
+                "layers": [{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(ly).items()}
+                           for ly in self.layers]}
 
     def table(self) -> str:
         """A readable table: one line per layer, then the totals."""
