@@ -22,47 +22,36 @@ def _conv(cls, *args, seed=0, **kw):
     return cls(*args, **kw).eval().requires_grad_(False)
 
 
-CONV1D = [
-    dict(kernel_size=3),
-    dict(kernel_size=3, stride=2, padding=1, dilation=2),
-    dict(kernel_size=4, padding="same", padding_mode="reflect"),        # asymmetric 'same' (even kernel)
-    dict(kernel_size=5, stride=3, padding=2, padding_mode="replicate", bias=False),
-    dict(kernel_size=3, padding=2, dilation=3, padding_mode="circular"),
-    dict(kernel_size=3, padding="valid", groups=2),
+CASES = [  # (layer, in channels, out channels, input shape, keywords)
+    (nn.Conv1d, 8, 36, (3, 8, 23), dict(kernel_size=3)),
+    (nn.Conv1d, 8, 36, (3, 8, 23), dict(kernel_size=3, stride=2, padding=1, dilation=2)),
+    (nn.Conv1d, 8, 36, (3, 8, 23), dict(kernel_size=4, padding="same", padding_mode="reflect")),  # asymmetric
+    (nn.Conv1d, 8, 36, (3, 8, 23), dict(kernel_size=5, stride=3, padding=2, padding_mode="replicate",
+                                        bias=False)),
+    (nn.Conv1d, 8, 36, (3, 8, 23), dict(kernel_size=3, padding=2, dilation=3, padding_mode="circular")),
+    (nn.Conv1d, 8, 36, (3, 8, 23), dict(kernel_size=3, padding="valid", groups=2)),
+    (nn.Conv2d, 6, 18, (2, 6, 11, 9), dict(kernel_size=3)),
+    (nn.Conv2d, 6, 18, (2, 6, 11, 9), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(1, 2))),
+    (nn.Conv2d, 6, 18, (2, 6, 11, 9), dict(kernel_size=(2, 4), padding="same", dilation=(2, 1),
+                                           padding_mode="reflect")),
+    (nn.Conv2d, 6, 18, (2, 6, 11, 9), dict(kernel_size=3, stride=2, padding=1, padding_mode="replicate",
+                                           bias=False)),
+    (nn.Conv2d, 6, 18, (2, 6, 11, 9), dict(kernel_size=3, padding=(2, 1), padding_mode="circular", groups=3)),
+    (nn.Conv2d, 6, 18, (2, 6, 11, 9), dict(kernel_size=1, stride=2, groups=6)),  # depthwise-like 1×1
 ]
 
 
-@pytest.mark.parametrize("kw", CONV1D)
+@pytest.mark.parametrize("cls, c_in, c_out, shape, kw", CASES)
 @pytest.mark.parametrize("card", ["ideal", "quiet"])
-def test_conv1d_equals_torch(kw, card):
-    conv = _conv(nn.Conv1d, 8, 36, **kw)
+def test_conv_equals_torch(cls, c_in, c_out, shape, kw, card):
+    """The 'quiet' card splits each matrix over several 24×16 tiles; both reproduce torch exactly."""
+    conv = _conv(cls, c_in, c_out, **kw)
     hw = ad.load_hardware("pcm-ibm", overrides=QUIET) if card == "quiet" else "ideal"
     am = analogize(conv, hw)
     assert isinstance(am, AnalogConv)
-    x = _x(3, 8, 23)
+    x = _x(*shape)
     assert torch.allclose(am(x), conv(x), rtol=1e-5, atol=1e-5)
     assert torch.allclose(am(x[0]), conv(x[0]), rtol=1e-5, atol=1e-5)  # unbatched input
-
-
-CONV2D = [
-    dict(kernel_size=3),
-    dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
-    dict(kernel_size=(2, 4), padding="same", dilation=(2, 1), padding_mode="reflect"),
-    dict(kernel_size=3, stride=2, padding=1, padding_mode="replicate", bias=False),
-    dict(kernel_size=3, padding=(2, 1), padding_mode="circular", groups=3),
-    dict(kernel_size=1, stride=2, groups=6),                              # depthwise-like 1×1
-]
-
-
-@pytest.mark.parametrize("kw", CONV2D)
-@pytest.mark.parametrize("card", ["ideal", "quiet"])
-def test_conv2d_equals_torch(kw, card):
-    conv = _conv(nn.Conv2d, 6, 18, **kw)
-    hw = ad.load_hardware("pcm-ibm", overrides=QUIET) if card == "quiet" else "ideal"
-    am = analogize(conv, hw)
-    x = _x(2, 6, 11, 9)
-    assert torch.allclose(am(x), conv(x), rtol=1e-5, atol=1e-5)
-    assert torch.allclose(am(x[1]), conv(x[1]), rtol=1e-5, atol=1e-5)
 
 
 class ConvNet(nn.Module):
