@@ -77,8 +77,8 @@ def test_convnet_equals_torch_and_stats_count_output_positions():
     assert torch.allclose(am(x), net(x), rtol=1e-5, atol=1e-6)
     st = collect_stats(am)["layers"]
     assert set(st) == {"c1", "c2", "head"}  # one entry per layer, not per group matrix
-    # hand count: c1 L_out = ⌊(17 + 2·1 − 2·(3 − 1) − 1) / 2⌋ + 1 = 8 → 2·8 MVMs; c2: 8×3 positions,
-    # 2 groups (matrices 3·9 = 27 × 4) → 2·24·2 MVMs; head: 2 vectors
+    # hand count: c1 L_out = ⌊(17 + 2·1 − 2·(3 − 1) − 1) / 2⌋ + 1 = 8 → 2·8 MVMs;
+    # c2: 8×3 positions, 2 groups (matrices 3·9 = 27 × 4) → 2·24·2 MVMs; head: 2 vectors
     assert (st["c1"]["in_features"], st["c1"]["out_features"], st["c1"]["mvms"]) == (12, 6, 16)
     assert (st["c2"]["in_features"], st["c2"]["out_features"], st["c2"]["matrices"], st["c2"]["mvms"]) == \
         (27, 4, 2, 96)

@@ -123,6 +123,17 @@ def needs_calibration(hw: Hardware) -> bool:
             or (hw.adc is not None and hw.adc.output_range == "calibrated"))
 
 
+def _analog_row(name: str, kind: str, mats: list) -> LayerMapping:
+    """The row of a layer programmed as ``mats`` (its AnalogLinear matrices, all of one shape)."""
+    m0, t = mats[0], mats[0].hw.tile
+    tiles = (m0.n_slices, m0.n_row_tiles, m0.n_col_tiles)  # per matrix
+    params = sum(m.in_features * m.out_features + (0 if m.bias is None else m.bias.numel()) for m in mats)
+    util = m0.in_features * m0.out_features / (tiles[1] * tiles[2] * t.rows * t.cols)
+    calibrated = all(m.calibrated for m in mats) if needs_calibration(m0.hw) else None
+    return LayerMapping(name, kind, "analog", None, params, (m0.in_features, m0.out_features), len(mats),
+                        tiles, len(mats) * tiles[0] * tiles[1] * tiles[2], util, calibrated)
+
+
 def mapping_report(amodel: nn.Module) -> MappingReport:
     """The mapping report of a model returned by ``analogize`` (read from its layers, so it also holds
     for a copy or a reloaded model)."""
@@ -133,26 +144,19 @@ def mapping_report(amodel: nn.Module) -> MappingReport:
     inner = {id(m) for c in modules.values() if isinstance(c, AnalogConv) for m in c.matrices}
     rows, hw = [], None
     for name, mod in modules.items():
-        if isinstance(mod, (AnalogLinear, AnalogConv)) and id(mod) not in inner:
-            mats = list(mod.matrices) if isinstance(mod, AnalogConv) else [mod]
-            m0 = mats[0]
-            hw = m0.hw
-            rows_, cols_ = hw.tile.rows, hw.tile.cols
-            tiles = (m0.n_slices, m0.n_row_tiles, m0.n_col_tiles)
-            params = sum(m.in_features * m.out_features + (0 if m.bias is None else m.bias.numel())
-                         for m in mats)
-            rows.append(LayerMapping(
-                name, mod.geometry.kind if isinstance(mod, AnalogConv) else "Linear", "analog", None, params,
-                (m0.in_features, m0.out_features), len(mats), tiles, len(mats) * tiles[0] * tiles[1] * tiles[2],
-                m0.in_features * m0.out_features / (tiles[1] * tiles[2] * rows_ * cols_),
-                all(m.calibrated for m in mats) if needs_calibration(hw) else None))
-        elif id(mod) not in inner:
-            own = list(mod.parameters(recurse=False))
-            if own:
-                parent = modules[name.rpartition(".")[0]] if name else None
-                rows.append(LayerMapping(name, type(mod).__name__, "digital",
-                                         digital_reason(mod, parent) or "not analogized", sum(p.numel() for p in own),
-                                         None, 0, None, 0, None, None))
+        if id(mod) in inner:
+            continue
+        if isinstance(mod, AnalogConv):
+            rows.append(_analog_row(name, mod.geometry.kind, list(mod.matrices)))
+            hw = mod.matrices[0].hw
+        elif isinstance(mod, AnalogLinear):
+            rows.append(_analog_row(name, "Linear", [mod]))
+            hw = mod.hw
+        elif own := list(mod.parameters(recurse=False)):
+            parent = modules[name.rpartition(".")[0]] if name else None
+            reason = digital_reason(mod, parent) or "not analogized"
+            rows.append(LayerMapping(name, type(mod).__name__, "digital", reason, sum(p.numel() for p in own),
+                                     None, 0, None, 0, None, None))
     if hw is None:
         raise ValueError("the model has no analog layers; call analogize first")
     return MappingReport(hw.name, (hw.tile.rows, hw.tile.cols), tuple(rows))
