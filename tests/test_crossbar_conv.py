@@ -5,7 +5,7 @@ from torch import nn
 
 import analogdiff as ad
 from analogdiff.crossbar.conv import AnalogConv
-from analogdiff.crossbar.layers import analogize, collect_stats, reset_stats, set_drift_time
+from analogdiff.crossbar.layers import AnalogLinear, analogize, collect_stats, reset_stats, set_drift_time
 from analogdiff.energy.estimate import estimate_layers
 
 # pcm-ibm with every non-ideality off and small tiles: the conv matrices span several row and column tiles
@@ -133,3 +133,20 @@ def test_bad_input_names_the_layer():
         am(_x(2, 5, 8, 8))
     with pytest.raises(ValueError, match="'0'.*smaller than the dilated kernel"):
         am(_x(1, 3, 2, 2))
+
+
+def test_every_output_position_is_one_mvm_of_the_kernel_matrix():
+    """With every non-ideality on, the conv equals the same seeded AnalogLinear fed torch's im2col patches,
+    bit for bit, also after drift: the conv adds nothing but the patch bookkeeping."""
+    conv = _conv(nn.Conv2d, 3, 7, 3, stride=2, padding=1)
+    x = _x(2, 3, 9, 9)
+    hw = ad.load_hardware("pcm-ibm", overrides={"tile.rows": 16, "tile.cols": 8})
+    am = analogize(conv, hw, seed=5, calibration=x)
+    patches = torch.nn.functional.unfold(x, 3, padding=1, stride=2).transpose(1, 2)  # (2, 25, 27)
+    lin = AnalogLinear(conv.weight.reshape(7, 27), conv.bias, hw, seed=5, index=0,
+                       x_calib=patches.reshape(-1, 27))
+    for t_s in (0.0, 3600.0):
+        set_drift_time(am, t_s)
+        lin.set_drift_time(t_s)
+        ref = lin(patches).transpose(1, 2).reshape(2, 7, 5, 5)
+        assert torch.equal(am(x), ref)
