@@ -28,9 +28,11 @@ _EXPORTS = {
     "analogize": "analogdiff.crossbar.layers",
     "set_drift_time": "analogdiff.crossbar.layers",
     "AnalogLinear": "analogdiff.crossbar.layers",
+    "mapping_report": "analogdiff.crossbar.report",
     # energy
     "estimate": "analogdiff.energy",
     "estimate_many": "analogdiff.energy",
+    "estimate_layers": "analogdiff.energy",
     "CostReport": "analogdiff.energy",
     "ModelShape": "analogdiff.shapes",
     "load_shape": "analogdiff.shapes",

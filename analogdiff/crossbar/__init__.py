@@ -7,5 +7,7 @@ converters  DAC and ADC
 tile        programmed tiles: state at a drift time, MVM
 kernels     fused numba per-MVM kernels (DAC; read noise + ADC + shift-add), with NumPy/torch twins
 layers      AnalogLinear, analogize, set_drift_time, collect_stats
+conv        AnalogConv: Conv1d/Conv2d as matrix products on AnalogLinear tiles (im2col)
+report      what analogize maps and leaves digital: mapping_report(amodel)
 aihwkit_backend  the same model through aihwkit's torch tiles, for cross-checks
 """

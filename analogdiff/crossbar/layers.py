@@ -2,19 +2,22 @@
 
     amodel = analogize(model, hw, seed=0, calibration=lambda m: m(ids))   # a programmed copy
     set_drift_time(amodel, 3600.0)                                        # one hour after programming
-    logits = amodel(ids)                                                  # every nn.Linear now analog
+    logits = amodel(ids)                                                  # every Linear/Conv now analog
     stats = collect_stats(amodel)                                         # for ad.estimate(stats=...)
+    print(mapping_report(amodel).table())                                 # what is analog, on which tiles
 
 What runs where: every ``nn.Linear`` becomes an ``AnalogLinear`` (weights programmed on tiles, per-MVM
 DAC → crossbar (+wires, read noise) → ADC per tile → digital shift-add/accumulate, drift compensation
-and bias). Everything else stays digital and untouched: embeddings, LayerNorm, activation functions,
-softmax and the attention products QKᵀ and AV (activation × activation, no stationary weights to
-program). The energy estimator prices those as digital work from the model shape. ``AnalogLinear`` is
-inference-only (no gradients).
+and bias); every ``nn.Conv1d``/``nn.Conv2d`` an ``AnalogConv`` (``conv.py``: im2col, one ``AnalogLinear``
+per group, one MVM per output position). Everything else stays digital and untouched: embeddings,
+LayerNorm, activation functions, softmax and the attention products QKᵀ and AV (activation × activation,
+no stationary weights to program); ``mapping_report`` (``report.py``) lists every layer with parameters,
+analog or digital and why. The energy estimator prices the digital work of the shipped transformers
+from the model shape. ``AnalogLinear`` is inference-only (no gradients).
 
 Calibration: static DAC ranges (``dac.input_range = "static"``) and calibrated ADC ranges need data.
 ``analogize(..., calibration=...)`` runs a digital copy of the model with forward hooks on every
-``nn.Linear`` and records (a subsample of) each layer's inputs; ``calibration`` is a callable
+mapped layer and records (a subsample of) each layer's inputs; ``calibration`` is a callable
 ``calibration(model)`` that runs forward passes, or inputs: a tensor (``model(t)``), a tuple (``model(*t)``)
 or a list of those (one call each). From the recorded inputs: the DAC range is the card's
 ``dac.range_percentile`` of |x|; the ADC full scale of each tile is ``adc.range_percentile`` of |partial
@@ -304,14 +307,22 @@ def _tile_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- model-level API
 
-def _record_inputs(model: nn.Module, calibration: Any, max_vectors: int) -> dict[str, torch.Tensor]:
-    """Run ``calibration`` on ``model`` with hooks on every nn.Linear; return inputs per module name."""
+def _record_inputs(model: nn.Module, calibration: Any, max_vectors: int,
+                   layers: list[tuple[str, nn.Module]]) -> dict[str, torch.Tensor]:
+    """Run ``calibration`` on ``model`` with hooks on ``layers`` (nn.Linear or conv); return per module
+    name its input vectors (N, in) — for a conv its patches (N, groups · in_features), the vectors its
+    matrices will see."""
+    from .conv import ConvGeometry
+
     store: dict[str, list[torch.Tensor]] = {}
     hooks = []
 
-    def hook(name):
+    def hook(name, geometry):
         def fn(_mod, args):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float32)
+            x = args[0].detach()
+            if geometry is not None:
+                x = geometry.patches(geometry.batched(x))[0]  # (B, P, C·∏k)
+            x = x.reshape(-1, x.shape[-1]).to(torch.float32)
             store.setdefault(name, []).append(x)
             total = sum(t.shape[0] for t in store[name])
             if total > 4 * max_vectors:  # keep memory bounded: thin evenly
@@ -319,9 +330,9 @@ def _record_inputs(model: nn.Module, calibration: Any, max_vectors: int) -> dict
                 store[name] = [cat[torch.linspace(0, cat.shape[0] - 1, max_vectors).long()]]
         return fn
 
-    for name, mod in model.named_modules():
-        if isinstance(mod, nn.Linear):
-            hooks.append(mod.register_forward_pre_hook(hook(name)))
+    for name, mod in layers:
+        geometry = None if isinstance(mod, nn.Linear) else ConvGeometry.of(mod, name)
+        hooks.append(mod.register_forward_pre_hook(hook(name, geometry)))
     try:
         with torch.no_grad():
             if callable(calibration):
@@ -345,17 +356,25 @@ def _record_inputs(model: nn.Module, calibration: Any, max_vectors: int) -> dict
 def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
               calibration: Callable[[nn.Module], Any] | torch.Tensor | tuple | list | None = None,
               max_calibration_vectors: int = 4096, read_noise_rank: int | None = None) -> nn.Module:
-    """A copy of ``model`` with every ``nn.Linear`` replaced by a programmed ``AnalogLinear``.
+    """A copy of ``model`` with every ``nn.Linear`` replaced by a programmed ``AnalogLinear`` and every
+    ``nn.Conv1d``/``nn.Conv2d`` by an ``AnalogConv`` (``conv.py``: im2col, one matrix per group).
 
-    ``hw``: a ``Hardware`` or a card name/path. ``seed``: programming and read noise (per layer streams).
+    ``hw``: a ``Hardware`` or a card name/path. ``seed``: programming and read noise (per matrix streams,
+    numbered in ``named_modules`` order; a conv's groups take consecutive numbers).
     ``calibration``: ``calibration(model)`` running forward passes, or inputs (see module docstring);
     None falls back to dynamic input ranges and synthetic ADC calibration (warning); at most
     ``max_calibration_vectors`` input vectors per layer are kept (evenly thinned).
     ``read_noise_rank``: None = exact read-noise variance, r = rank-r variance (faster, see above).
-    The copy is at drift time 0; ``model`` itself is untouched. Sets glibc to keep freed memory for this
-    process (``analogdiff._runtime.keep_freed_memory``; ANALOGDIFF_KEEP_MALLOC=0 to opt out).
+    The copy is at drift time 0; ``model`` itself is untouched. Every other module with parameters stays
+    digital; ``mapping_report(amodel)`` (``report.py``) lists each layer, analog or digital and why, with
+    its tiles; a warning names the digital ones other than embeddings and normalizations. Sets glibc to
+    keep freed memory for this process (``analogdiff._runtime.keep_freed_memory``;
+    ANALOGDIFF_KEEP_MALLOC=0 to opt out).
     """
     from analogdiff._runtime import keep_freed_memory
+
+    from .conv import AnalogConv
+    from .report import expected_digital, needs_calibration, plan
 
     keep_freed_memory()
     if not isinstance(hw, Hardware):
@@ -363,22 +382,34 @@ def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
     if hw.kind != "analog":
         raise ValueError(f"{hw.name}: a GPU card cannot analogize a model; pick an analog card")
     amodel = copy.deepcopy(model)
-    linears = [(n, m) for n, m in amodel.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError("analogize: the model has no nn.Linear layers")
-    recorded = _record_inputs(amodel, calibration, max_calibration_vectors) if calibration is not None else {}
-    needs = (hw.dac is not None and hw.dac.input_range == "static") or \
-            (hw.adc is not None and hw.adc.output_range == "calibrated")
-    missing = [n for n, _ in linears if n not in recorded]
-    if needs and missing:
-        warnings.warn(f"analogize: no calibration data for {len(missing)} of {len(linears)} layers "
+    rows = plan(amodel)
+    mapped = [(n, m) for n, m, reason in rows if reason is None]
+    if not mapped:
+        raise ValueError("analogize: the model has no nn.Linear, nn.Conv1d or nn.Conv2d layers to map")
+    unexpected = [f"'{n or '<model>'}' ({type(m).__name__}: {reason})" for n, m, reason in rows
+                  if reason is not None and not expected_digital(m)]
+    if unexpected:
+        warnings.warn(f"analogize: {len(unexpected)} layer(s) with parameters stay digital: "
+                      f"{'; '.join(unexpected)}. See mapping_report(amodel)", stacklevel=2)
+    recorded = (_record_inputs(amodel, calibration, max_calibration_vectors, mapped)
+                if calibration is not None else {})
+    missing = [n for n, _ in mapped if n not in recorded]
+    if needs_calibration(hw) and missing:
+        warnings.warn(f"analogize: no calibration data for {len(missing)} of {len(mapped)} layers "
                       f"(e.g. '{missing[0]}'): their inputs use dynamic abs-max ranges and their ADC "
                       f"ranges come from synthetic inputs; pass calibration=... for static ranges",
                       stacklevel=2)
-    for index, (name, lin) in enumerate(linears):
-        analog = AnalogLinear(lin.weight, lin.bias, hw, name=name, seed=seed, index=index,
-                              x_calib=recorded.get(name), read_noise_rank=read_noise_rank)
-        if not name:  # the model is itself one nn.Linear
+    index = 0
+    for name, mod in mapped:
+        if isinstance(mod, nn.Linear):
+            analog = AnalogLinear(mod.weight, mod.bias, hw, name=name, seed=seed, index=index,
+                                  x_calib=recorded.get(name), read_noise_rank=read_noise_rank)
+            index += 1
+        else:
+            analog = AnalogConv(mod, hw, name=name, seed=seed, index=index, x_calib=recorded.get(name),
+                                read_noise_rank=read_noise_rank)
+            index += mod.groups
+        if not name:  # the model is itself one layer
             return analog
         parent_name, _, child = name.rpartition(".")
         parent = amodel.get_submodule(parent_name) if parent_name else amodel
@@ -387,6 +418,7 @@ def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
 
 
 def analog_layers(amodel: nn.Module) -> list[tuple[str, AnalogLinear]]:
+    """Every programmed matrix of ``amodel`` (a conv's groups included), by module path."""
     layers = [(n, m) for n, m in amodel.named_modules() if isinstance(m, AnalogLinear)]
     if not layers:
         raise ValueError("the model has no analog layers; call analogize first")
@@ -416,8 +448,19 @@ def collect_stats(amodel: nn.Module) -> dict:
                            "adc_clip_fraction", "x_range": [lo, hi], "y_range": [lo, hi]}}}
 
     x statistics are of the normalized DAC levels (after rounding; bit-serial: of the whole value).
+    One entry per analog layer: a conv's entry describes one group's matrix (in_features =
+    in_channels/groups·∏kernel, out_features = out_channels/groups) and adds ``"matrices"`` (groups);
+    its ``mvms`` = batch × output positions × groups, means are over its groups.
     """
-    return {"layers": {name: layer.stats() for name, layer in analog_layers(amodel)}}
+    from .conv import AnalogConv
+
+    modules = list(amodel.named_modules())
+    inner = {id(m) for _, c in modules if isinstance(c, AnalogConv) for m in c.matrices}
+    layers = {name: m.stats() for name, m in modules
+              if isinstance(m, (AnalogLinear, AnalogConv)) and id(m) not in inner}
+    if not layers:
+        raise ValueError("the model has no analog layers; call analogize first")
+    return {"layers": layers}
 
 
 def reset_stats(amodel: nn.Module) -> None:

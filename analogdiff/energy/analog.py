@@ -309,20 +309,26 @@ def digital_counts(shape: ModelShape, work: Work) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- evaluation
 
+def run_layer_kernel(la: LayerArrays, q: np.ndarray, backend: str = "numba"):
+    """The layer kernel (or its NumPy twin) on ``la`` at the design points ``q`` (P, N_PARAMS):
+    (acc (P, N_ACC), t_lat_ns (P, L), t_ii_ns (P, L))."""
+    n, n_l = q.shape[0], la.in_f.shape[0]
+    args = (la.in_f, la.out_f, la.copies, la.mvms, la.abs_x, la.x2, la.g_frac, q)
+    if backend == "numba":
+        acc, t_lat, t_ii = np.zeros((n, K.N_ACC)), np.zeros((n, n_l)), np.zeros((n, n_l))
+        K.layer_kernel(*args, acc, t_lat, t_ii)
+        return acc, t_lat, t_ii
+    if backend == "numpy":
+        return K.layer_kernel_np(*args)
+    raise ConfigError(f"backend: {backend!r} is not one of 'numba', 'numpy'")
+
+
 def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping | None = None,
                     hw: Hardware | None = None, batch: int = 1, backend: str = "numba") -> dict[str, Any]:
     """Cost of one sequence (of a batch of ``batch``) at every design point of ``q`` (N, N_PARAMS)."""
     la = layer_arrays(shape, work, stats, hw)
-    n, n_l = q.shape[0], la.in_f.shape[0]
-    if backend == "numba":
-        acc = np.zeros((n, K.N_ACC))
-        t_lat, t_ii = np.zeros((n, n_l)), np.zeros((n, n_l))
-        K.layer_kernel(la.in_f, la.out_f, la.copies, la.mvms, la.abs_x, la.x2, la.g_frac, q, acc, t_lat, t_ii)
-    elif backend == "numpy":
-        acc, t_lat, t_ii = K.layer_kernel_np(la.in_f, la.out_f, la.copies, la.mvms, la.abs_x, la.x2,
-                                             la.g_frac, q)
-    else:
-        raise ConfigError(f"backend: {backend!r} is not one of 'numba', 'numpy'")
+    n = q.shape[0]
+    acc, t_lat, t_ii = run_layer_kernel(la, q, backend)
     dc = digital_counts(shape, work)
     cw = work.compressed()
     phase = (cw.repeats.astype(float), cw.positions * float(batch), cw.head_positions * float(batch),
@@ -374,11 +380,11 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
         "tokens_per_s": batch * g / t_seq,
         "tiles": tiles, "fits": tiles <= q[:, K.P_TILES_PER_CHIP],
         "breakdown_j": breakdown_j, "counts": counts,
-        "tile_utilization": _utilization(la, q),
+        "tile_utilization": utilization(la, q),
     }
 
 
-def _utilization(la: LayerArrays, q: np.ndarray) -> np.ndarray:
+def utilization(la: LayerArrays, q: np.ndarray) -> np.ndarray:
     """Fraction of programmed-tile devices holding weights (replicas count once)."""
     w = (la.in_f * la.out_f * la.copies)[None, :] * q[:, K.P_SLICES][:, None]       # (P, L) weight cells
     r = np.ceil(la.in_f[None, :] / q[:, K.P_ROWS][:, None])

@@ -1,11 +1,13 @@
 """``estimate`` (one design point → CostReport) and ``estimate_many`` (N analog design points → arrays)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from analogdiff import checks
 from analogdiff.config import ConfigError, Hardware, load_hardware
 from analogdiff.energy import analog, gpu
 from analogdiff.energy.decode import Autoregressive, Diffusion, Work, schedule_work
@@ -127,3 +129,103 @@ def estimate_many(shape: str | Path | ModelShape, hw: str | Path | Hardware | Se
         q = analog.design_points(cards, overrides)
         base = cards[0] if cards else None
     return analog.evaluate_points(sh, work, q, stats, base, batch, backend)
+
+
+_LAYER_BREAKDOWN = {"dac": analog.K.A_E_DAC_PJ, "array": analog.K.A_E_ARRAY_PJ, "adc": analog.K.A_E_ADC_PJ,
+                    "periphery": analog.K.A_E_PERIPHERY_PJ, "sram": analog.K.A_E_SRAM_PJ,
+                    "noc": analog.K.A_E_NOC_PJ}
+_LAYER_COUNTS = {"mvms": analog.K.A_MVMS, "macs": analog.K.A_MACS, "dac_conversions": analog.K.A_N_DAC,
+                 "adc_conversions": analog.K.A_N_ADC, "column_reads": analog.K.A_N_COLUMN_READS,
+                 "shift_adds": analog.K.A_N_SHIFT_ADD, "accumulations": analog.K.A_N_ACCUMULATE,
+                 "sram_bytes": analog.K.A_SRAM_BITS, "noc_bytes_hops": analog.K.A_NOC_BIT_HOPS}
+_MAX_FEATURES, _MAX_MVMS = 10 ** 9, 10 ** 18
+
+
+def _layer_entries(layers: Mapping | Sequence) -> list[tuple[str, dict]]:
+    """``collect_stats(...)`` / its ``"layers"`` mapping, or a sequence of (in, out, mvms) tuples or
+    dicts → [(name, {in_features, out_features, mvms, matrices, [measured means]})], checked."""
+    if isinstance(layers, Mapping):
+        layers = layers.get("layers", layers)
+        items = list(layers.items()) if isinstance(layers, Mapping) else None
+    elif isinstance(layers, Sequence) and not isinstance(layers, (str, bytes)):
+        items = [(str(i), e) for i, e in enumerate(layers)]
+    else:
+        items = None
+    if items is None:
+        raise ConfigError("layers: expected collect_stats(amodel), its 'layers' mapping, or a list of "
+                          "(in_features, out_features, mvms) tuples or dicts")
+    out = []
+    for name, e in items:
+        field = f"layers.{name}"
+        if isinstance(e, Sequence) and not isinstance(e, (str, bytes)) and len(e) == 3:
+            e = dict(zip(("in_features", "out_features", "mvms"), e))
+        if not isinstance(e, Mapping) or not {"in_features", "out_features", "mvms"} <= set(e):
+            raise ConfigError(f"{field}: expected (in_features, out_features, mvms) or a dict with those keys")
+        clean = {"in_features": checks.integer(f"{field}.in_features", e["in_features"], 1, _MAX_FEATURES),
+                 "out_features": checks.integer(f"{field}.out_features", e["out_features"], 1, _MAX_FEATURES),
+                 "mvms": checks.integer(f"{field}.mvms", e["mvms"], 0, _MAX_MVMS),
+                 "matrices": checks.integer(f"{field}.matrices", e.get("matrices", 1), 1, _MAX_FEATURES)}
+        for key in ("mean_abs_x_norm", "mean_x2_norm"):
+            if key in e:
+                clean[key] = checks.number(f"{field}.{key}", e[key], 0.0, 1.0)
+        if "mean_g_us" in e:
+            clean["mean_g_us"] = checks.number(f"{field}.mean_g_us", e["mean_g_us"], 0.0, 1e9)
+        out.append((str(name), clean))
+    if not out:
+        raise ConfigError("layers: no layers to price")
+    return out
+
+
+def estimate_layers(layers: Mapping | Sequence, hw: str | Path | Hardware,
+                    backend: str = "numba") -> dict[str, Any]:
+    """Energy of the analog layers of a simulated run, priced from their matrices and counted MVMs.
+
+    layers: ``collect_stats(amodel)`` (or its ``"layers"`` mapping: per layer ``in_features``,
+    ``out_features``, ``mvms``, optional ``matrices`` (a conv's groups, default 1) and the measured
+    ``mean_abs_x_norm``, ``mean_x2_norm``, ``mean_g_us``, which replace the card's default activity and
+    conductance), or a list of ``(in_features, out_features, mvms)``. One MVM = one input vector through
+    one matrix; ``mvms`` counts them over the layer's matrices (a conv: batch × positions × groups).
+    hw: an analog card. Each layer's matrices are programmed once (weight-stationary) and priced by the
+    same kernel as :func:`estimate` (DAC, array, ADC, periphery, SRAM in/out vectors, NoC).
+
+    Only the analog layers are priced: digital layers listed by ``mapping_report`` (embeddings, norms,
+    attention products, activations) are not. Returns ``{"hardware", "energy_j", "breakdown_j" (dac,
+    array, adc, periphery, sram, noc), "counts" (mvms, macs, conversions, ...), "tiles", "fits",
+    "tile_utilization", "mvm_time_s", "layers": {name: {in_features, out_features, matrices, mvms,
+    energy_j, tiles, t_interval_ns}}}``. ``mvm_time_s`` = Σ mvms × the layer's initiation interval
+    ``t_interval_ns``: every MVM one after another, no overlap between layers or groups (an upper bound).
+    """
+    hw = load_hardware(hw)
+    if hw.kind != "analog":
+        raise ConfigError(f"{hw.name}: estimate_layers prices analog cards; this is a GPU card")
+    entries = _layer_entries(layers)
+    q = analog.design_points(hw)
+    d, nan = hw.device, np.nan
+    la = analog.LayerArrays(
+        kinds=tuple(n for n, _ in entries),
+        in_f=np.array([e["in_features"] for _, e in entries], float),
+        out_f=np.array([e["out_features"] for _, e in entries], float),
+        copies=np.array([e["matrices"] for _, e in entries], float),
+        mvms=np.array([e["mvms"] for _, e in entries], float),
+        per=np.zeros(len(entries), np.int64),
+        abs_x=np.array([e.get("mean_abs_x_norm", nan) for _, e in entries]),
+        x2=np.array([e.get("mean_x2_norm", nan) for _, e in entries]),
+        g_frac=np.array([(e["mean_g_us"] - d.g_min_us) / (d.g_max_us - d.g_min_us) if "mean_g_us" in e
+                         else nan for _, e in entries]))
+    acc, _, t_ii = analog.run_layer_kernel(la, q, backend)  # (1, N_ACC), (1, L) ns per MVM
+    per_layer = {}
+    for i, (name, e) in enumerate(entries):  # one layer at a time for its own energy and tiles
+        one = analog.LayerArrays(*(getattr(la, f.name)[i:i + 1] for f in dataclasses.fields(la)))
+        a, _, _ = analog.run_layer_kernel(one, q, backend)
+        per_layer[name] = {**{k: e[k] for k in ("in_features", "out_features", "matrices", "mvms")},
+                           "energy_j": float(sum(a[0, j] for j in _LAYER_BREAKDOWN.values())) * 1e-12,
+                           "tiles": int(a[0, analog.K.A_TILES]), "t_interval_ns": float(t_ii[0, i])}
+    counts = {k: float(acc[0, j]) for k, j in _LAYER_COUNTS.items()}
+    counts["sram_bytes"] /= 8.0
+    counts["noc_bytes_hops"] /= 8.0
+    breakdown = {k: float(acc[0, j]) * 1e-12 for k, j in _LAYER_BREAKDOWN.items()}
+    tiles = int(acc[0, analog.K.A_TILES])
+    return {"hardware": hw.name, "energy_j": sum(breakdown.values()), "breakdown_j": breakdown,
+            "counts": counts, "tiles": tiles, "fits": tiles <= hw.tile.tiles_per_chip,
+            "tile_utilization": float(analog.utilization(la, q)[0]),
+            "mvm_time_s": float((la.mvms * t_ii[0]).sum()) * 1e-9, "layers": per_layer}
