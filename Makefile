@@ -1,12 +1,20 @@
-# Two commands do all set-up on a fresh clone (needs python3 and make):
+# Each command does all set-up on a fresh clone (needs python3 and make):
 #   make bench   create .venv, install, run the default benchmark suite into results/
 #   make test    create .venv, install, run the tests
+#   make results run the default suite afresh into results/ and copy what the README shows (report.md,
+#                run.json, figures/*.png) into docs/results/. Try the mechanics quickly with
+#                `make results SUITE=quick RESULTS_DIR=/tmp/r DOCS_DIR=/tmp/d`; RESUME=1 keeps the finished
+#                runs of an interrupted `make results` (only when the code has not changed since).
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
+SUITE       ?= default
+RESULTS_DIR ?= results
+DOCS_DIR    ?= docs/results
+RESUME      ?=
 
-.PHONY: bench test install clean
+.PHONY: bench test results install clean
 
 install: $(STAMP)
 
@@ -21,6 +29,15 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+
+results: $(STAMP)
+	@test -n "$(RESULTS_DIR)" && test -n "$(DOCS_DIR)" || { echo "RESULTS_DIR and DOCS_DIR must be set" >&2; exit 2; }
+	$(if $(RESUME),,rm -rf "$(RESULTS_DIR)")
+	$(VENV)/bin/analogdiff bench --suite "$(SUITE)" --out "$(RESULTS_DIR)" $(ARGS)
+	rm -rf "$(DOCS_DIR)/figures"
+	mkdir -p "$(DOCS_DIR)/figures"
+	cp "$(RESULTS_DIR)/report.md" "$(RESULTS_DIR)/run.json" "$(DOCS_DIR)/"
+	cp "$(RESULTS_DIR)"/figures/*.png "$(DOCS_DIR)/figures/"
 
 clean:
 	rm -rf $(VENV) results build *.egg-info

@@ -32,7 +32,7 @@ def add_pool_args(p: argparse.ArgumentParser) -> None:
 
 def add_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", default=None, metavar="NAME|PATH",
-                   help="suite name in benchmarks/suites (default: default; 'estimator' = the estimator "
+                   help="suite name in analogdiff/bench/suites (default: default; 'estimator' = the estimator "
                         "suite of published shapes) or a path to a suite TOML file")
     p.add_argument("--quick", action="store_true", help="the quick suite (< 2 minutes) in place of the default")
     p.add_argument("--out", default="results", metavar="DIR", help="output directory (default: results/)")
@@ -67,7 +67,7 @@ def add_tune(sub) -> None:
                    help="finished trials the study should hold (a rerun continues up to N)")
     p.add_argument("--out", required=True, metavar="DIR", help="directory of the study (study.db) and its outputs")
     p.add_argument("--space", default=None, metavar="PATH",
-                   help="search-space TOML (default: benchmarks/spaces/default.toml, or quick.toml with --quick)")
+                   help="search-space TOML (default: analogdiff/bench/spaces/default.toml, or quick.toml with --quick)")
     p.add_argument("--quick", action="store_true", help="small evaluation budget (and the quick space)")
     p.add_argument("--storage", default=None, metavar="URL",
                    help="Optuna storage shared by several machines, e.g. postgresql://user:pw@host/db "

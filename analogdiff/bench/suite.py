@@ -1,6 +1,6 @@
 """Benchmark suites: a TOML file → validated :class:`Suite` → run units → rows in a results directory.
 
-A suite (``benchmarks/suites/default.toml`` is the annotated example) has top-level settings, an evaluation
+A suite (``analogdiff/bench/suites/default.toml`` is the annotated example) has top-level settings, an evaluation
 ``[budget]`` and a list of ``[[section]]`` tables, each of one ``kind``:
 
 ``accuracy``    models × analog cards × drift times × programming seeds: bits/char and token accuracy of the
@@ -21,6 +21,7 @@ import math
 import time
 import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -62,23 +63,17 @@ class Suite:
 
 # --------------------------------------------------------------------------- finding suites
 
-def suites_dir() -> Path | None:
-    """``benchmarks/suites`` of the source tree this package runs from, else the suites packaged beside this
-    module (``analogdiff/bench/suites``, for an installed wheel), else None."""
-    for d in (Path(__file__).resolve().parents[2] / "benchmarks" / "suites", Path(__file__).parent / "suites"):
-        if d.is_dir():
-            return d
-    return None
+def suites_dir() -> Path:
+    """The suites shipped inside the package (``analogdiff/bench/suites``), in a checkout and in a wheel alike."""
+    return Path(str(resources.files(__package__) / "suites"))
 
 
 def list_suites() -> list[str]:
-    d = suites_dir()
-    names = {p.stem for p in d.glob("*.toml")} if d else set()
-    return sorted(names | {"estimator"})
+    return sorted({p.stem for p in suites_dir().glob("*.toml")} | {"estimator"})
 
 
 def resolve_suite(name_or_path: str | None, quick: bool = False) -> str | Path:
-    """``None``/"default" (+``quick`` → "quick"), "estimator", another name in benchmarks/suites, or a path."""
+    """``None``/"default" (+``quick`` → "quick"), "estimator", another shipped suite's name, or a path."""
     name = name_or_path or "default"
     if name == "estimator":
         return "estimator"
@@ -92,10 +87,10 @@ def resolve_suite(name_or_path: str | None, quick: bool = False) -> str | Path:
         if not path.is_file():
             raise SuiteError(f"--suite: {name} does not exist")
         return path
-    d = suites_dir()
-    if d is None or not (d / f"{name}.toml").is_file():
+    shipped = suites_dir() / f"{name}.toml"
+    if not shipped.is_file():
         raise SuiteError(f"--suite: unknown suite {name!r}; known: {', '.join(list_suites())} (or a path to a .toml file)")
-    return d / f"{name}.toml"
+    return shipped
 
 
 # --------------------------------------------------------------------------- validation helpers

@@ -1,6 +1,6 @@
 """``analogdiff tune``: multi-objective Optuna search over device and converter parameters.
 
-A search space is a TOML file (``benchmarks/spaces/default.toml`` is the annotated example): the model, the
+A search space is a TOML file (``analogdiff/bench/spaces/default.toml`` is the annotated example): the model, the
 base card and drift time, the accuracy metric, the evaluation budget and ``[params]`` — dotted card keys
 (``adc.bits``, ``device.g_max_us``, ``drift.compensation``, ...) and ``steps`` (denoising steps), each an
 integer range, a float range (optionally log) or a list of choices (``"none"`` switches a component off).
@@ -18,6 +18,7 @@ import json
 import math
 import time
 import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,9 +39,8 @@ class SpaceError(ValueError):
 
 
 def spaces_dir() -> Path:
-    """``benchmarks/spaces`` of the source tree, else ``analogdiff/bench/spaces`` (an installed wheel)."""
-    src = Path(__file__).resolve().parents[2] / "benchmarks" / "spaces"
-    return src if src.is_dir() else Path(__file__).parent / "spaces"
+    """The search spaces shipped inside the package (``analogdiff/bench/spaces``), in a checkout and a wheel."""
+    return Path(str(resources.files(__package__) / "spaces"))
 
 
 def resolve_space(path: str | None, quick: bool) -> Path:

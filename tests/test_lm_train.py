@@ -1,0 +1,99 @@
+"""lm/train.py: one tiny step is one AdamW first step (checked against its closed form), the card reports the
+saved weights, and a run killed with SIGKILL and rerun ends with the weights of an uninterrupted run."""
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from analogdiff.lm import load_model
+from analogdiff.lm.evaluate import bits_per_char
+from analogdiff.lm.model import CharLM
+from analogdiff.lm.train import train
+
+TINY = dict(n_layers=1, d_model=16, n_heads=2, context_len=16, batch_size=4, eval_chars=256,
+            final_eval_chars=256, progress=False)
+
+
+def test_one_step_is_the_adamw_first_step(tmp_path):
+    """Adam's first step moves each weight by lr·g/(|g| + eps), i.e. by lr wherever it has a gradient and
+    not at all where it has none, after AdamW's decay p·(1 - lr·wd) of the matrices; at step 0 of the warmup
+    the learning rate is lr/warmup_steps. The mask token is never in an AR batch and its logit is -inf: its
+    embedding and output rows get no gradient."""
+    lr, wd, warmup = 1e-2, 0.1, 4
+    path = train("ar", tmp_path, steps=1, seed=3, lr=lr, weight_decay=wd, warmup_steps=warmup, **TINY)
+    after = load_model(str(path))
+    before = CharLM("ar", after.shape, seed=3)
+    lr0 = lr / warmup
+    p0 = dict(before.backbone.named_parameters())
+    moved = {}
+    for name, p1 in after.backbone.named_parameters():
+        decay = wd if p1.dim() >= 2 else 0.0
+        step = (p1 - p0[name] * (1 - lr0 * decay)).detach().abs().double()  # lr0 |g| / (|g| + eps)
+        assert float(step.max()) <= lr0 * (1 + 1e-5), name
+        moved[name] = step
+    for name in ("tok_emb.weight", "head.weight", "head.bias"):
+        assert float(moved[name][after.mask_id].max()) < 1e-9, name  # decay only
+    for name in ("blocks.0.attn.qkv.weight", "blocks.0.mlp.up.weight", "blocks.0.mlp.down.weight"):
+        assert float((moved[name] > 0.99 * lr0).double().mean()) > 0.9, name  # a gradient: moved by lr0
+
+    card = after.card
+    assert card["training"]["steps"] == 1 and card["training"]["tokens_seen"] == 4 * 16
+    val = round(bits_per_char(after, "validation", max_chars=256), 4)  # AR: exact, no t-samples
+    assert card["training"]["validation_history"][0]["bits_per_char"] == val  # of the saved weights
+    assert card["metrics"]["bits_per_char"]["validation"] == val
+    assert card["metrics"]["bits_per_char"]["test"] == round(bits_per_char(after, "test", max_chars=256), 4)
+
+
+STEPS = 60
+RUN = dict(TINY, steps=STEPS, seed=5, warmup_steps=10, eval_every=20, checkpoint_every=0.0, threads=1)
+
+
+def _command(out) -> list[str]:
+    """``analogdiff train`` with the options of ``RUN``."""
+    args = ["--model", "mdlm", "--out", out, "--no-progress"]
+    args += [a for k, v in RUN.items() if k != "progress" for a in (f"--{k.replace('_', '-')}", v)]
+    return [sys.executable, "-m", "analogdiff", "train", *map(str, args)]
+
+
+def _saved_step(out) -> int:
+    try:
+        return json.loads((out / "train_state.json").read_text())["step"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return 0
+
+
+def test_sigkill_and_rerun_gives_the_uninterrupted_weights(tmp_path):
+    """MDLM (its masking noise has an RNG state of its own), a state saved after every step; the victim (a
+    process of its own) is killed once it has saved a step, while ``STEPS`` are far from done."""
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    victim = subprocess.Popen(_command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300  # guards a hang only
+    while _saved_step(killed) < 1:
+        assert victim.poll() is None and time.monotonic() < deadline, "the victim ended before it was killed"
+        time.sleep(0.002)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL
+    at = _saved_step(killed)
+    assert 1 <= at < STEPS and not (killed / "shakespeare-mdlm.safetensors").exists()
+
+    rerun = subprocess.Popen(_command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    threads = torch.get_num_threads()
+    try:  # meanwhile the uninterrupted run, in this process
+        train("mdlm", full, **RUN)
+    finally:
+        torch.set_num_threads(threads)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err[-2000:]
+    assert f"at step {at}/{STEPS}" in err
+    a = load_model(str(full / "shakespeare-mdlm.safetensors"))
+    b = load_model(str(killed / "shakespeare-mdlm.safetensors"))
+    names = [n for n, _ in a.named_parameters()]
+    assert names == [n for n, _ in b.named_parameters()]
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert a.card["metrics"]["bits_per_char"] == b.card["metrics"]["bits_per_char"]
+    assert b.card["training"]["steps"] == STEPS and math.isfinite(b.card["metrics"]["bits_per_char"]["test"])
