@@ -43,12 +43,13 @@ def _prepare_trace(shape, trace: Trace, batch) -> tuple[ModelShape, list[tuple[i
 
 
 def _combine(parts: list[tuple[int, dict]], tokens: int) -> dict[str, Any]:
-    """Sum the per-batch-width costs of a trace into the run's, per sequence of the widest batch ``b``.
+    """Sum the per-batch-width costs of a run into the run's, per sequence of the widest batch ``b``.
 
-    ``parts``: [(sequences per call, evaluate_points result)]; energies and counts there are per sequence
-    of that width, times are the wall time of those calls. Per sequence here = the run's total / b, and
-    per token = the run's total / ``tokens`` (so a trace of one batch of b sequences reads like a schedule
-    priced at ``batch = b``)."""
+    ``parts``: [(sequences per call, evaluate_points result)] — one part for a schedule, one per batch
+    width for a trace; energies and counts there are per sequence of that width, times the wall time of
+    those calls. Per sequence here = the run's total / b, per token = the run's total / ``tokens`` (all
+    sequences' tokens), so a trace of one batch of b sequences reads like its schedule priced at
+    ``batch = b``, to the last bit."""
     b = max(w for w, _ in parts)
     scaled = [(w / b, r) for w, r in parts]
     e_seq = sum(f * r["energy_per_sequence_j"] for f, r in scaled)
@@ -66,8 +67,8 @@ def _combine(parts: list[tuple[int, dict]], tokens: int) -> dict[str, Any]:
     }
 
 
-def _analog_trace(sh: ModelShape, parts: list[tuple[int, Work]], tokens: int, q: np.ndarray, stats,
-                  hw: Hardware | None, backend: str) -> dict[str, Any]:
+def _analog_points(sh: ModelShape, parts: list[tuple[int, Work]], tokens: int, q: np.ndarray, stats,
+                   hw: Hardware | None, backend: str) -> dict[str, Any]:
     return _combine([(w, analog.evaluate_points(sh, work, q, stats, hw, w, backend)) for w, work in parts],
                     tokens)
 
@@ -97,71 +98,46 @@ def estimate(shape: str | Path | ModelShape, hw: str | Path | Hardware,
     """
     hw = load_hardware(hw)
     if isinstance(decode, Trace):
-        return _estimate_trace(shape, hw, decode, stats, batch, backend)
-    sh = load_shape(shape)
-    if decode is None:
-        L = min(1024, sh.context_len)
-        decode = Diffusion(steps=L, seq_len=L)
-    sh, work = _prepare(sh, decode, batch)
-    if hw.kind == "gpu":
-        if stats:
-            raise ConfigError("stats: activation statistics apply to analog cards only")
-        return _gpu_report(sh, hw, decode, work, batch)
-    res = analog.evaluate_points(sh, work, analog.design_points(hw), stats, hw, batch, backend)
-    return _analog_report(sh, hw, res, decode.describe(), batch, work.generated_tokens, stats)
-
-
-def _analog_report(sh: ModelShape, hw: Hardware, res: dict, decode: dict, batch: int, generated_tokens,
-                   stats) -> CostReport:
-    tiles = int(res["tiles"][0])
-    if not res["fits"][0]:
-        t = hw.tile
-        raise ConfigError(f"tile.tiles_per_chip: {sh.name} needs {tiles:,} tiles of {t.rows}×{t.cols} "
-                          f"(bit_slices {t.bit_slices}, replication {t.replication}) but {hw.name} has "
-                          f"{t.tiles_per_chip:,}; weights stay resident (no re-programming is priced)")
-    return CostReport(
-        model=sh.name, hardware=hw.name, kind="analog", decode=decode, batch=batch,
-        generated_tokens=generated_tokens,
-        energy_per_token_j=float(res["energy_per_token_j"][0]),
-        latency_per_token_s=float(res["latency_per_token_s"][0]),
-        energy_per_sequence_j=float(res["energy_per_sequence_j"][0]),
-        latency_per_sequence_s=float(res["latency_per_sequence_s"][0]),
-        tokens_per_s=float(res["tokens_per_s"][0]),
-        breakdown_j={k: float(v[0]) for k, v in res["breakdown_j"].items()},
-        counts={k: float(v[0]) for k, v in res["counts"].items()},
-        tiles=tiles, extras={"tile_utilization": float(res["tile_utilization"][0]),
-                             "stats": bool(stats)})
-
-
-def _estimate_trace(shape, hw: Hardware, trace: Trace, stats, batch, backend: str) -> CostReport:
-    sh, parts = _prepare_trace(shape, trace, batch)
-    decode = _trace_decode(trace, parts)
+        sh, parts = _prepare_trace(shape, decode, batch)
+        tokens, described = decode.tokens, _trace_decode(decode, parts)
+    else:
+        sh = load_shape(shape)
+        if decode is None:
+            L = min(1024, sh.context_len)
+            decode = Diffusion(steps=L, seq_len=L)
+        sh, work = _prepare(sh, decode, batch)
+        parts, tokens, described = [(batch, work)], batch * work.generated_tokens, decode.describe()
     if hw.kind == "gpu":
         if stats:
             raise ConfigError("stats: activation statistics apply to analog cards only")
         points = [(w, _gpu_points(sh, hw, work, w)) for w, work in parts]
-        res = _combine(points, trace.tokens)
+        res = _combine(points, tokens)
         res["counts"]["kernels"] = sum(p["counts"]["kernels"] for _, p in points)  # launched, not per sequence
         res["counts"]["weight_bytes"] = points[0][1]["counts"]["weight_bytes"]
-        return CostReport(
-            model=sh.name, hardware=hw.name, kind="gpu", decode=decode, batch=res["batch"],
-            generated_tokens=_number(res["generated_tokens"]),
-            **{k: float(res[k][0]) for k in ("energy_per_token_j", "latency_per_token_s", "energy_per_sequence_j",
-                                             "latency_per_sequence_s", "tokens_per_s")},
-            breakdown_j={k: float(v[0]) for k, v in res["breakdown_j"].items()},
-            counts={k: float(v[0]) for k, v in res["counts"].items()}, tiles=0,
-            extras={"dtype": hw.gpu.dtype, "hbm_needed_gb": max(float(p["hbm_needed_gb"][0]) for _, p in points)})
-    res = _analog_trace(sh, parts, trace.tokens, analog.design_points(hw), stats, hw, backend)
-    return _analog_report(sh, hw, res, decode, res["batch"], _number(res["generated_tokens"]), stats)
-
-
-def _number(x: float) -> int | float:
-    return int(x) if float(x).is_integer() else float(x)
+        tiles, extras = 0, {"dtype": hw.gpu.dtype, "hbm_needed_gb": max(float(p["hbm_needed_gb"][0])
+                                                                        for _, p in points)}
+    else:
+        res = _analog_points(sh, parts, tokens, analog.design_points(hw), stats, hw, backend)
+        tiles = int(res["tiles"][0])
+        if not res["fits"][0]:
+            t = hw.tile
+            raise ConfigError(f"tile.tiles_per_chip: {sh.name} needs {tiles:,} tiles of {t.rows}×{t.cols} "
+                              f"(bit_slices {t.bit_slices}, replication {t.replication}) but {hw.name} has "
+                              f"{t.tiles_per_chip:,}; weights stay resident (no re-programming is priced)")
+        extras = {"tile_utilization": float(res["tile_utilization"][0]), "stats": bool(stats)}
+    g = res["generated_tokens"]
+    return CostReport(
+        model=sh.name, hardware=hw.name, kind=hw.kind, decode=described, batch=res["batch"],
+        generated_tokens=int(g) if float(g).is_integer() else float(g),
+        **{k: float(res[k][0]) for k in ("energy_per_token_j", "latency_per_token_s", "energy_per_sequence_j",
+                                         "latency_per_sequence_s", "tokens_per_s")},
+        breakdown_j={k: float(v[0]) for k, v in res["breakdown_j"].items()},
+        counts={k: float(v[0]) for k, v in res["counts"].items()}, tiles=tiles, extras=extras)
 
 
 def _gpu_points(sh: ModelShape, hw: Hardware, work: Work, batch: int) -> dict[str, Any]:
     """The GPU roofline of ``batch`` sequences under ``work``, shaped like ``analog.evaluate_points``'
-    result (one design point; per sequence of the batch), so that traces combine the same way."""
+    result (one design point; per sequence of the batch), so that both combine the same way."""
     r = gpu.gpu_estimate_arrays(sh, hw, work, batch)
     t, one = work.totals, np.ones(1)
     counts = {"token_forwards": t["token_forwards"], "head_evals": t["head_evals"],
@@ -173,26 +149,6 @@ def _gpu_points(sh: ModelShape, hw: Hardware, work: Work, batch: int) -> dict[st
             "tile_utilization": one * 0, "hbm_needed_gb": one * r["hbm_needed_gb"],
             "breakdown_j": {k: one * v / batch for k, v in r["breakdown_j"].items()},
             "counts": {k: one * float(v) for k, v in counts.items()}}
-
-
-def _gpu_report(sh: ModelShape, hw: Hardware, decode, work: Work, batch: int) -> CostReport:
-    r = gpu.gpu_estimate_arrays(sh, hw, work, batch)
-    g = work.generated_tokens
-    breakdown = {k: v / batch for k, v in r["breakdown_j"].items()}
-    e_seq = sum(breakdown.values())
-    t = work.totals
-    wb = gpu.BYTES[hw.gpu.dtype]
-    counts = {"token_forwards": float(t["token_forwards"]), "head_evals": float(t["head_evals"]),
-              "forward_passes": float(t["forward_passes"]), "attention_pairs": float(t["attention_pairs"]),
-              "flops": r["flops"] / batch, "hbm_bytes": r["hbm_bytes"] / batch,
-              "bytes_moved": r["hbm_bytes"] / batch, "kernels": r["kernels"],
-              "weight_bytes": float(sh.n_params() * wb)}
-    return CostReport(
-        model=sh.name, hardware=hw.name, kind="gpu", decode=decode.describe(), batch=batch,
-        generated_tokens=g, energy_per_token_j=e_seq / g, latency_per_token_s=r["time_s"] / g,
-        energy_per_sequence_j=e_seq, latency_per_sequence_s=r["time_s"], tokens_per_s=batch * g / r["time_s"],
-        breakdown_j=breakdown, counts=counts, tiles=0,
-        extras={"dtype": hw.gpu.dtype, "hbm_needed_gb": r["hbm_needed_gb"]})
 
 
 def estimate_many(shape: str | Path | ModelShape, hw: str | Path | Hardware | Sequence[Hardware],
@@ -236,7 +192,7 @@ def estimate_many(shape: str | Path | ModelShape, hw: str | Path | Hardware | Se
         q = analog.design_points(cards, overrides)
         base = cards[0] if cards else None
     if isinstance(decode, Trace):
-        return _analog_trace(sh, parts, decode.tokens, q, stats, base, backend)
+        return _analog_points(sh, parts, decode.tokens, q, stats, base, backend)
     return analog.evaluate_points(sh, work, q, stats, base, batch, backend)
 
 
