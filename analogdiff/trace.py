@@ -61,6 +61,12 @@ class Trace:
         self.denoiser_calls += 1
         self.kv_cache_hits += sequences * cache_hits
 
+    def record_forward(self, sequences: int, queries: int, heads: int, past: int, causal: bool) -> None:
+        """One transformer forward: ``queries`` new positions after ``past`` cached ones, attending causally
+        (query i sees past + i + 1 keys) or bidirectionally (all past + queries keys)."""
+        pairs = queries * past + (queries * (queries + 1) // 2 if causal else queries * queries)
+        self.record(sequences, queries, heads, pairs, past + queries, cache_hits=past)
+
     def skip(self, n: int = 1) -> None:
         """``n`` calls a sampler saved by reusing the model's previous output (its input was unchanged)."""
         self.skipped_calls += checks.integer("skipped_calls", n, 0, _MAX)

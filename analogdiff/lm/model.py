@@ -162,9 +162,8 @@ class Backbone(nn.Module):
         if past + T > self.shape.context_len:
             raise ValueError(f"ids: sequence length {past + T} exceeds context_len={self.shape.context_len}")
         H = T if head_last is None else min(head_last, T)
-        if trace is not None:  # causal: query i sees past + i + 1 keys; bidirectional: all past + T
-            pairs = T * past + (T * (T + 1) // 2 if self.causal else T * T)
-            trace.record(sequences=B, queries=T, heads=H, attn_pairs=pairs, kv_len=past + T, cache_hits=past)
+        if trace is not None:
+            trace.record_forward(B, T, H, past, self.causal)
         x = self.tok_emb(ids)  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, self.rope_cos, self.rope_sin, None if cache is None else cache[i], write_cache)  # (B, T, C)
