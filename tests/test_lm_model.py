@@ -108,6 +108,64 @@ def test_kv_cache_gives_the_full_forward_logits(n_kv_heads):
         model(x[:, :1], cache=cache)                                   # a 13th position
 
 
-def test_kv_cache_is_for_causal_models_only():
-    with pytest.raises(ValueError, match="causal"):
-        CharLM("mdlm", SHAPE).eval()(_ids(), cache=[])
+def _reference_logits(model, ids: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """The backbone's forward written out with an explicit (T, T) visibility mask ``allowed`` (query, key)."""
+    bb = model.backbone
+    x = bb.tok_emb(ids)  # (B, T, C)
+    B, T, _ = x.shape
+    for blk in bb.blocks:
+        at = blk.attn
+        nh, nkv, hd = at.n_heads, at.n_kv_heads, at.head_dim
+        q, k, v = at.qkv(blk.ln1(x)).split([nh * hd, nkv * hd, nkv * hd], dim=-1)
+        q, k, v = (t.view(B, T, -1, hd).transpose(1, 2) for t in (q, k, v))  # (B, heads, T, hd)
+        cos, sin = bb.rope_cos[:T], bb.rope_sin[:T]
+        half = hd // 2
+        rot = lambda t: torch.cat([t[..., :half] * cos - t[..., half:] * sin,  # noqa: E731
+                                   t[..., :half] * sin + t[..., half:] * cos], dim=-1)
+        q, k = rot(q), rot(k)
+        k, v = k.repeat_interleave(nh // nkv, dim=1), v.repeat_interleave(nh // nkv, dim=1)
+        scores = (q @ k.transpose(-1, -2)) / hd ** 0.5  # (B, nh, T, T)
+        att = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, nh * hd)
+        x = x + at.out(y)
+        x = x + blk.mlp(blk.ln2(x))
+    return bb.head(bb.ln_f(x))[..., :-1]  # (B, T, V - 1): without the mask column
+
+
+@pytest.mark.parametrize("n_kv_heads", [2, 1])
+def test_prefix_cached_block_equals_a_masked_full_forward(n_kv_heads):
+    """Block diffusion with a prefix KV cache: a prompt (4) and two finished blocks (3, 3) are cached chunk
+    by chunk, then a noisy block (2) is fed against the cache without being written. Its logits equal a
+    full forward of all 12 positions under the block-causal mask that gives the same visibility (each
+    position sees its own chunk and every chunk before it), to 1e-5; the cache keeps only the 10 finals."""
+    shape = char_shape("tiny", n_layers=2, d_model=16, n_heads=2, n_kv_heads=n_kv_heads, d_ff=32,
+                       vocab_size=64, context_len=12)
+    model = CharLM("mdlm", shape, seed=5).eval()
+    x = _ids(2)
+    chunks = [(0, 4), (4, 7), (7, 10), (10, 12)]
+    chunk_of = torch.tensor([i for i, (a, b) in enumerate(chunks) for _ in range(a, b)])  # (12,)
+    allowed = chunk_of[:, None] >= chunk_of[None, :]  # (12, 12) query sees key
+    with torch.no_grad():
+        ref = _reference_logits(model, x, allowed)
+        cache: list = []
+        outs = [model(x[:, a:b], cache=cache) for a, b in chunks[:-1]]  # prefill / write finished blocks
+        block = model(x[:, 10:12], cache=cache, write_cache=False)[..., :-1]
+        again = model(x[:, 10:12], cache=cache, write_cache=False)[..., :-1]
+    torch.testing.assert_close(block, ref[:, 10:12], rtol=1e-5, atol=1e-5)
+    for (a, b), out in zip(chunks, outs):
+        torch.testing.assert_close(out[..., :-1], ref[:, a:b], rtol=1e-5, atol=1e-5)
+    assert all(c["k"].shape[2] == 10 for c in cache)  # the noisy block was not appended
+    assert torch.equal(block, again)
+    # one chunk and no cache: plain bidirectional attention, the reference with everything visible
+    full = torch.ones(12, 12, dtype=torch.bool)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[..., :-1], _reference_logits(model, x, full), rtol=1e-5, atol=1e-5)
+
+
+def test_head_last_computes_only_the_last_rows():
+    model = CharLM("ar", SHAPE, seed=1).eval()
+    x = _ids()
+    with torch.no_grad():
+        full = model(x)
+        assert torch.equal(model(x, head_last=3), full[:, -3:])
+        assert model(x, head_last=0).shape == (2, 0, 64)

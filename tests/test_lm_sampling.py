@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from analogdiff.lm.model import CharLM, char_shape
-from analogdiff.lm.sampling import categorical, generate, generate_ids, sample_mdlm
+from analogdiff.lm.sampling import categorical, generate, generate_ids, sample_ar, sample_mdlm
 
 SHAPE = char_shape("tiny", n_layers=1, d_model=16, n_heads=2, n_kv_heads=2, d_ff=32, vocab_size=64,
                    context_len=24)
@@ -20,9 +20,9 @@ class Counting(torch.nn.Module):
         self.model, self.calls = model, 0
         self.mask_id, self.shape, self.vocab, self.kind = model.mask_id, model.shape, model.vocab, model.kind
 
-    def forward(self, ids):
+    def forward(self, ids, **kwargs):
         self.calls += 1
-        return self.model(ids)
+        return self.model(ids, **kwargs)
 
 
 @pytest.mark.parametrize("sampler", ["ancestral", "remask"])
@@ -65,6 +65,7 @@ def test_ancestral_skips_the_network_when_nothing_changed():
     # one call at the start, then one after each step (but the last) that changed the sequence
     assert counting.calls == info["nfe"] == 1 + sum(changed)
     assert info["nfe"] < 24  # with 24 steps for 24 positions some steps reveal nothing
+    assert info["trace"].denoiser_calls == info["nfe"] and info["trace"].skipped_calls == 24 - info["nfe"]
 
 
 @pytest.mark.parametrize("model", [MDLM, AR], ids=["mdlm", "ar"])
@@ -107,7 +108,8 @@ def test_ar_top_k_one_is_greedy():
 @pytest.mark.parametrize("kwargs,field", [
     ({"steps": 0}, "steps"), ({"steps": 25}, "steps"), ({"temperature": -1.0}, "temperature"),
     ({"sampler": "greedy"}, "sampler"), ({"seq_len": 25}, "seq_len"), ({"top_k": 0}, "top_k"),
-    ({"steps": 2, "block_len": 4}, "steps"), ({"prompt": "x" * 24}, "prompt"),
+    ({"steps": 2, "block_len": 4}, "steps"), ({"prompt": "x" * 24}, "prompt"), ({"kv_cache": "yes"}, "kv_cache"),
+    ({"steps": 2, "block_len": 4, "kv_cache": True}, "steps"),
 ])
 def test_bad_arguments(kwargs, field):
     with pytest.raises(ValueError, match=f"^{field}:"):
@@ -148,3 +150,60 @@ def test_evaluate_keys_and_reproducibility():
     assert set(a) == {"bits_per_char", "next_char_accuracy", "token_accuracy"}
     with pytest.raises(ValueError, match="max_chars"):
         evaluate(AR, max_chars=0, gen_ppl=False)
+
+
+def _fed_widths(model):
+    """Hooks recording the width of every call's input ids (positions fed); returns (widths, remove)."""
+    widths = []
+    handle = model.backbone.tok_emb.register_forward_hook(lambda m, args, out: widths.append(args[0].shape[1]))
+    return widths, handle.remove
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "remask"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cached_sampler_with_one_block_equals_the_uncached_one(sampler, seed):
+    """One block over the whole sequence, no prompt: nothing to cache, so the cached sampler is the uncached
+    one, bit for bit (same calls, same draws)."""
+    for block_len in (None, 24):
+        kw = dict(n_samples=3, steps=10, seed=seed, sampler=sampler, block_len=block_len, top_k=20)
+        a, ia = generate_ids(MDLM, kv_cache=True, **kw)
+        b, ib = generate_ids(MDLM, **kw)
+        assert torch.equal(a, b) and ia["nfe"] == ib["nfe"]
+        assert ia["trace"] == ib["trace"]
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "remask"])
+def test_cached_blocks_feed_only_the_current_block(sampler):
+    """Prompt of 5 prefilled once; blocks of 6 over positions 5..23 (6, 6, 6, 1); every denoising call
+    feeds one block; a finished block is fed once more (not the last); no mask left, prompt kept."""
+    widths, remove = _fed_widths(MDLM)
+    try:
+        states = []
+        ids, info = generate_ids(MDLM, n_samples=2, steps=8, seed=4, sampler=sampler, block_len=6,
+                                 prompt="KING:", kv_cache=True, on_step=lambda k, s: states.append(s.clone()))
+    finally:
+        remove()
+    assert MDLM.vocab.decode(ids[0]).startswith("KING:") and not (ids == MASK).any()
+    assert widths[0] == 5 and set(widths[1:]) <= {6, 1}
+    # blocks (5..11, 11..17, 17..23, 23..24) get 2 steps each; each is written once after it is done
+    denoise = len(widths) - 1 - 3  # calls less the prefill and the 3 writes
+    assert info["nfe"] == len(widths) == info["trace"].denoiser_calls
+    assert 1 <= widths.count(1) <= 2 and widths[-1] == 1  # the last block (1 position) is not written
+    assert info["trace"].skipped_calls + denoise == 8  # every step either calls the model or reuses it
+    assert info["trace"].tokens == 2 * 19
+    for s in states:  # positions right of the open block are still masked
+        open_cols = (s == MASK).any(dim=0).nonzero()
+        if open_cols.numel():
+            first = int(open_cols[0])
+            end = 5 + ((first - 5) // 6 + 1) * 6
+            assert (s[:, end:] == MASK).all()
+
+
+def test_ar_kv_cache_switch():
+    _, on = generate_ids(AR, n_samples=2, seed=0, seq_len=10)
+    _, off = generate_ids(AR, n_samples=2, seed=0, seq_len=10, kv_cache=False)
+    assert on["trace"].token_forwards == 2 * 10                # BOS, then each new character once
+    assert off["trace"].token_forwards == 2 * sum(range(1, 11))  # the whole context every step
+    assert on["trace"].head_evals == off["trace"].head_evals == 2 * 10  # the head on the last position only
+    with pytest.raises(ValueError, match="^kv_cache:"):
+        sample_ar(AR, torch.zeros(1, 20, dtype=torch.long), 6, torch.Generator(), kv_cache=True)

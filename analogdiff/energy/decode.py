@@ -21,6 +21,10 @@ Conventions (counted exactly, see the tests):
   steps feeding only its ``B`` positions, attending to the cached prefix plus itself; a finished block
   is fed once more to write its clean K/V (not after the last block). ``kv_cache=False`` gives LLaDA's
   original semi-AR sampler: block order, but every step feeds all ``L`` positions.
+
+A :class:`~analogdiff.trace.Trace` (what a simulated run did, call by call) becomes the same phases with
+:func:`work_from_trace`: one :class:`Work` per batch width (sequences per call), per sequence, whose phases
+are the recorded calls — so a simulated run is priced from its own counters, not from a schedule.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analogdiff.config import ConfigError
+from analogdiff.trace import Trace
 
 
 def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
@@ -195,3 +200,25 @@ def _diffusion_work(d: Diffusion) -> Work:
         if b < n_blocks - 1:
             rows.append((1, B, 0, float(B) * ctx, ctx))  # write the finished block's K/V
     return _phases(rows, G, L)
+
+
+def work_from_trace(trace: Trace) -> list[tuple[int, Work]]:
+    """The recorded calls of ``trace`` as phases: ``[(sequences, work)]``, one entry per batch width.
+
+    Each ``work`` holds, per sequence, the calls made with that many sequences in the batch (one phase per
+    merged call: repeats, positions fed, head rows, attention pairs, keys read), so that pricing it at
+    ``batch = sequences`` prices exactly those calls. ``generated_tokens`` is the trace's ``tokens`` (the
+    run's denominator; the caller divides the summed cost by it) and ``context_needed`` the longest
+    ``kv_len`` of those calls. Raises ConfigError for a trace with no calls or no tokens.
+    """
+    if not isinstance(trace, Trace):
+        raise ConfigError(f"decode: expected a Trace, got {trace!r}")
+    if not trace.calls:
+        raise ConfigError("decode: the trace recorded no model calls; nothing to price")
+    if trace.tokens < 1:
+        raise ConfigError("decode: the trace has tokens = 0; a run's trace needs its generated or scored "
+                          "token count (trace.tokens >= 1) to price per token")
+    groups: dict[int, list[list[int]]] = {}
+    for repeats, sequences, queries, heads, pairs, kv_len in trace.calls:
+        groups.setdefault(sequences, []).append([repeats, queries, heads, pairs, kv_len])
+    return [(b, _phases(rows, trace.tokens, max(r[4] for r in rows))) for b, rows in sorted(groups.items())]

@@ -10,15 +10,16 @@ import numpy as np
 from analogdiff import checks
 from analogdiff.config import ConfigError, Hardware, load_hardware
 from analogdiff.energy import analog, gpu
-from analogdiff.energy.decode import Autoregressive, Diffusion, Work, schedule_work
+from analogdiff.energy.decode import Autoregressive, Diffusion, Work, schedule_work, work_from_trace
 from analogdiff.energy.report import CostReport
 from analogdiff.shapes import ModelShape, load_shape
+from analogdiff.trace import Trace
 
 
 def _prepare(shape, decode, batch) -> tuple[ModelShape, Work]:
     shape = load_shape(shape)
     if not isinstance(decode, (Diffusion, Autoregressive)):
-        raise ConfigError(f"decode: expected Diffusion(...) or Autoregressive(...), got {decode!r}")
+        raise ConfigError(f"decode: expected Diffusion(...), Autoregressive(...) or a Trace, got {decode!r}")
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
         raise ConfigError(f"batch: {batch!r} is outside the allowed range [1, inf)")
     work = schedule_work(decode)
@@ -28,72 +29,130 @@ def _prepare(shape, decode, batch) -> tuple[ModelShape, Work]:
     return shape, work
 
 
+def _prepare_trace(shape, trace: Trace, batch) -> tuple[ModelShape, list[tuple[int, Work]]]:
+    shape = load_shape(shape)
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch != 1:
+        raise ConfigError(f"batch: {batch!r} with a Trace; a trace records its own batch (sequences per "
+                          "call), leave batch at 1")
+    parts = work_from_trace(trace)
+    longest = max(w.context_needed for _, w in parts)
+    if longest > shape.context_len:
+        raise ConfigError(f"decode: the trace reads {longest} keys per layer but {shape.name} has context_len "
+                          f"{shape.context_len}; price a trace with the shape of the model that ran it")
+    return shape, parts
+
+
+def _combine(parts: list[tuple[int, dict]], tokens: int) -> dict[str, Any]:
+    """Sum the per-batch-width costs of a run into the run's, per sequence of the widest batch ``b``.
+
+    ``parts``: [(sequences per call, evaluate_points result)] — one part for a schedule, one per batch
+    width for a trace; energies and counts there are per sequence of that width, times the wall time of
+    those calls. Per sequence here = the run's total / b, per token = the run's total / ``tokens`` (all
+    sequences' tokens), so a trace of one batch of b sequences reads like its schedule priced at
+    ``batch = b``, to the last bit."""
+    b = max(w for w, _ in parts)
+    scaled = [(w / b, r) for w, r in parts]
+    e_seq = sum(f * r["energy_per_sequence_j"] for f, r in scaled)
+    t_run = sum(r["latency_per_sequence_s"] for _, r in scaled)
+    per_seq_tokens = tokens / b
+    first = parts[0][1]
+    return {
+        "energy_per_sequence_j": e_seq, "energy_per_token_j": e_seq / per_seq_tokens,
+        "latency_per_sequence_s": t_run, "latency_per_token_s": t_run / per_seq_tokens,
+        "tokens_per_s": tokens / t_run, "tiles": first["tiles"], "fits": first["fits"],
+        "tile_utilization": first["tile_utilization"],
+        "breakdown_j": {k: sum(f * r["breakdown_j"][k] for f, r in scaled) for k in first["breakdown_j"]},
+        "counts": {k: sum(f * r["counts"][k] for f, r in scaled) for k in first["counts"]},
+        "batch": b, "generated_tokens": per_seq_tokens,
+    }
+
+
+def _analog_points(sh: ModelShape, parts: list[tuple[int, Work]], tokens: int, q: np.ndarray, stats,
+                   hw: Hardware | None, backend: str) -> dict[str, Any]:
+    return _combine([(w, analog.evaluate_points(sh, work, q, stats, hw, w, backend)) for w, work in parts],
+                    tokens)
+
+
+def _trace_decode(trace: Trace, parts: list[tuple[int, Work]]) -> dict:
+    """The CostReport's ``decode`` entry of a traced run: its counters and totals (whole run)."""
+    return {"decode": "trace", **trace.summary(), "sequences_per_call": [w for w, _ in parts]}
+
+
 def estimate(shape: str | Path | ModelShape, hw: str | Path | Hardware,
-             decode: Diffusion | Autoregressive | None = None, stats: Mapping | None = None,
+             decode: Diffusion | Autoregressive | Trace | None = None, stats: Mapping | None = None,
              batch: int = 1, backend: str = "numba") -> CostReport:
     """Energy and latency of generating with ``shape`` on card ``hw`` under ``decode``.
 
     shape: a shape name (``list_shapes()``), a TOML/JSON path or a ModelShape. hw: a card name, path or
     Hardware; analog cards (``hw.kind == "analog"``) use the analog model, GPU cards the roofline.
     decode: ``Diffusion(steps, seq_len, ...)`` or ``Autoregressive(seq_len, ...)``; default
-    ``Diffusion(steps=L, seq_len=L)`` with L = min(1024, context) (as the CLI). stats: measured activation
-    statistics of an analog evaluation run (``{"layers": {module: {...}}}``), analog cards only.
-    backend: "numba" or "numpy" (the kernels' NumPy twins). Raises ConfigError (a ValueError) on bad
-    input, and when the model needs more tiles than the analog chip has.
+    ``Diffusion(steps=L, seq_len=L)`` with L = min(1024, context) (as the CLI). Or the
+    :class:`~analogdiff.trace.Trace` of a simulated run (``generate_ids(...)[1]["trace"]``, or a scorer's):
+    then exactly its recorded calls are priced, each at the batch it ran with (``batch`` must stay 1),
+    per token = the run's total / ``trace.tokens``, per sequence = the run's total / its widest batch
+    (``report.batch``; ``generated_tokens`` = ``trace.tokens`` / ``batch``), latency = the wall time of all
+    its calls; ``report.decode`` holds the trace's counters and whole-run totals.
+    stats: measured activation statistics of an analog evaluation run (``{"layers": {module: {...}}}``),
+    analog cards only. backend: "numba" or "numpy" (the kernels' NumPy twins). Raises ConfigError (a
+    ValueError) on bad input, and when the model needs more tiles than the analog chip has.
     """
     hw = load_hardware(hw)
-    sh = load_shape(shape)
-    if decode is None:
-        L = min(1024, sh.context_len)
-        decode = Diffusion(steps=L, seq_len=L)
-    sh, work = _prepare(sh, decode, batch)
+    if isinstance(decode, Trace):
+        sh, parts = _prepare_trace(shape, decode, batch)
+        tokens, described = decode.tokens, _trace_decode(decode, parts)
+    else:
+        sh = load_shape(shape)
+        if decode is None:
+            L = min(1024, sh.context_len)
+            decode = Diffusion(steps=L, seq_len=L)
+        sh, work = _prepare(sh, decode, batch)
+        parts, tokens, described = [(batch, work)], batch * work.generated_tokens, decode.describe()
     if hw.kind == "gpu":
         if stats:
             raise ConfigError("stats: activation statistics apply to analog cards only")
-        return _gpu_report(sh, hw, decode, work, batch)
-    res = analog.evaluate_points(sh, work, analog.design_points(hw), stats, hw, batch, backend)
-    tiles = int(res["tiles"][0])
-    if not res["fits"][0]:
-        t = hw.tile
-        raise ConfigError(f"tile.tiles_per_chip: {sh.name} needs {tiles:,} tiles of {t.rows}×{t.cols} "
-                          f"(bit_slices {t.bit_slices}, replication {t.replication}) but {hw.name} has "
-                          f"{t.tiles_per_chip:,}; weights stay resident (no re-programming is priced)")
+        points = [(w, _gpu_points(sh, hw, work, w)) for w, work in parts]
+        res = _combine(points, tokens)
+        res["counts"]["kernels"] = sum(p["counts"]["kernels"] for _, p in points)  # launched, not per sequence
+        res["counts"]["weight_bytes"] = points[0][1]["counts"]["weight_bytes"]
+        tiles, extras = 0, {"dtype": hw.gpu.dtype, "hbm_needed_gb": max(float(p["hbm_needed_gb"][0])
+                                                                        for _, p in points)}
+    else:
+        res = _analog_points(sh, parts, tokens, analog.design_points(hw), stats, hw, backend)
+        tiles = int(res["tiles"][0])
+        if not res["fits"][0]:
+            t = hw.tile
+            raise ConfigError(f"tile.tiles_per_chip: {sh.name} needs {tiles:,} tiles of {t.rows}×{t.cols} "
+                              f"(bit_slices {t.bit_slices}, replication {t.replication}) but {hw.name} has "
+                              f"{t.tiles_per_chip:,}; weights stay resident (no re-programming is priced)")
+        extras = {"tile_utilization": float(res["tile_utilization"][0]), "stats": bool(stats)}
+    g = res["generated_tokens"]
     return CostReport(
-        model=sh.name, hardware=hw.name, kind="analog", decode=decode.describe(), batch=batch,
-        generated_tokens=work.generated_tokens,
-        energy_per_token_j=float(res["energy_per_token_j"][0]),
-        latency_per_token_s=float(res["latency_per_token_s"][0]),
-        energy_per_sequence_j=float(res["energy_per_sequence_j"][0]),
-        latency_per_sequence_s=float(res["latency_per_sequence_s"][0]),
-        tokens_per_s=float(res["tokens_per_s"][0]),
+        model=sh.name, hardware=hw.name, kind=hw.kind, decode=described, batch=res["batch"],
+        generated_tokens=int(g) if float(g).is_integer() else float(g),
+        **{k: float(res[k][0]) for k in ("energy_per_token_j", "latency_per_token_s", "energy_per_sequence_j",
+                                         "latency_per_sequence_s", "tokens_per_s")},
         breakdown_j={k: float(v[0]) for k, v in res["breakdown_j"].items()},
-        counts={k: float(v[0]) for k, v in res["counts"].items()},
-        tiles=tiles, extras={"tile_utilization": float(res["tile_utilization"][0]),
-                             "stats": bool(stats)})
+        counts={k: float(v[0]) for k, v in res["counts"].items()}, tiles=tiles, extras=extras)
 
 
-def _gpu_report(sh: ModelShape, hw: Hardware, decode, work: Work, batch: int) -> CostReport:
+def _gpu_points(sh: ModelShape, hw: Hardware, work: Work, batch: int) -> dict[str, Any]:
+    """The GPU roofline of ``batch`` sequences under ``work``, shaped like ``analog.evaluate_points``'
+    result (one design point; per sequence of the batch), so that both combine the same way."""
     r = gpu.gpu_estimate_arrays(sh, hw, work, batch)
-    g = work.generated_tokens
-    breakdown = {k: v / batch for k, v in r["breakdown_j"].items()}
-    e_seq = sum(breakdown.values())
-    t = work.totals
-    wb = gpu.BYTES[hw.gpu.dtype]
-    counts = {"token_forwards": float(t["token_forwards"]), "head_evals": float(t["head_evals"]),
-              "forward_passes": float(t["forward_passes"]), "attention_pairs": float(t["attention_pairs"]),
-              "flops": r["flops"] / batch, "hbm_bytes": r["hbm_bytes"] / batch,
-              "bytes_moved": r["hbm_bytes"] / batch, "kernels": r["kernels"],
-              "weight_bytes": float(sh.n_params() * wb)}
-    return CostReport(
-        model=sh.name, hardware=hw.name, kind="gpu", decode=decode.describe(), batch=batch,
-        generated_tokens=g, energy_per_token_j=e_seq / g, latency_per_token_s=r["time_s"] / g,
-        energy_per_sequence_j=e_seq, latency_per_sequence_s=r["time_s"], tokens_per_s=batch * g / r["time_s"],
-        breakdown_j=breakdown, counts=counts, tiles=0,
-        extras={"dtype": hw.gpu.dtype, "hbm_needed_gb": r["hbm_needed_gb"]})
+    t, one = work.totals, np.ones(1)
+    counts = {"token_forwards": t["token_forwards"], "head_evals": t["head_evals"],
+              "forward_passes": t["forward_passes"], "attention_pairs": t["attention_pairs"],
+              "flops": r["flops"] / batch, "hbm_bytes": r["hbm_bytes"] / batch, "bytes_moved": r["hbm_bytes"] / batch,
+              "kernels": r["kernels"], "weight_bytes": sh.n_params() * gpu.BYTES[hw.gpu.dtype]}
+    return {"energy_per_sequence_j": one * sum(v / batch for v in r["breakdown_j"].values()),
+            "latency_per_sequence_s": one * r["time_s"], "tiles": one * 0, "fits": one > 0,
+            "tile_utilization": one * 0, "hbm_needed_gb": one * r["hbm_needed_gb"],
+            "breakdown_j": {k: one * v / batch for k, v in r["breakdown_j"].items()},
+            "counts": {k: one * float(v) for k, v in counts.items()}}
 
 
 def estimate_many(shape: str | Path | ModelShape, hw: str | Path | Hardware | Sequence[Hardware],
-                  decode: Diffusion | Autoregressive, *, overrides: Mapping[str, Any] | None = None,
+                  decode: Diffusion | Autoregressive | Trace, *, overrides: Mapping[str, Any] | None = None,
                   stats: Mapping | None = None, batch: int = 1, backend: str = "numba") -> dict[str, Any]:
     """Evaluate N analog design points in one call (numba kernels over layers × design points).
 
@@ -110,14 +169,18 @@ def estimate_many(shape: str | Path | ModelShape, hw: str | Path | Hardware | Se
     dac.t_conv_ns, adc.cols_per_adc, adc.t_conv_ns, periphery.*, digital.*, memory.*) plus adc.bits,
     adc.walden_fom_fj and adc.schreier_fom_db, which re-price the ADC through the card's energy law.
     Values are range-checked like the card fields (ConfigError names the key and index).
-    decode, stats, batch, backend: as in :func:`estimate`.
+    decode, stats, batch, backend: as in :func:`estimate` (a Trace is priced as there; the result then
+    also holds ``batch`` and ``generated_tokens``).
 
     Returns a dict of arrays of length N: ``energy_per_token_j``, ``latency_per_token_s``,
     ``energy_per_sequence_j``, ``latency_per_sequence_s``, ``tokens_per_s``, ``tiles``, ``fits`` (tiles ≤
     tile.tiles_per_chip; points that do not fit are still priced), ``tile_utilization``, and
     ``breakdown_j`` / ``counts``: dicts of such arrays. ``estimate`` on point i gives the same numbers.
     """
-    sh, work = _prepare(shape, decode, batch)
+    if isinstance(decode, Trace):
+        sh, parts = _prepare_trace(shape, decode, batch)
+    else:
+        sh, work = _prepare(shape, decode, batch)
     if isinstance(hw, (str, Path, Hardware)):
         hw = load_hardware(hw)
         if hw.kind != "analog":
@@ -128,6 +191,8 @@ def estimate_many(shape: str | Path | ModelShape, hw: str | Path | Hardware | Se
         cards = [load_hardware(h) for h in hw]
         q = analog.design_points(cards, overrides)
         base = cards[0] if cards else None
+    if isinstance(decode, Trace):
+        return _analog_points(sh, parts, decode.tokens, q, stats, base, backend)
     return analog.evaluate_points(sh, work, q, stats, base, batch, backend)
 
 

@@ -46,7 +46,11 @@ class CostReport:
     def table(self) -> str:
         """A readable multi-line summary."""
         d = self.decode
-        if d["decode"] == "diffusion":
+        if d["decode"] == "trace":
+            sched = (f"a simulated run's trace: {d['denoiser_calls']} model calls ({d['skipped_calls']} skipped), "
+                     f"{d['token_forwards']:,} token-forwards, {d['kv_cache_hits']:,} KV-cache hits, "
+                     f"{d['tokens']:,} tokens")
+        elif d["decode"] == "diffusion":
             sched = f"diffusion, {d['steps']} steps over {d['seq_len']} positions"
             if d.get("block_len"):
                 sched += f", blocks of {d['block_len']}" + ("" if d.get("kv_cache") else " (no KV reuse)")

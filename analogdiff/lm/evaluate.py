@@ -33,6 +33,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..trace import Trace
 from . import corpus
 from .diffusion import nelbo_per_sequence, q_xt, stratified_times
 from .sampling import generate_ids
@@ -43,14 +44,15 @@ GEN_STEPS = (16, 64, 256)
 
 @torch.no_grad()
 def bits_per_char(model, split: str = "test", max_chars: int | None = None, t_samples: int = 1,
-                  seed: int = 0, batch_size: int = 32) -> float:
+                  seed: int = 0, batch_size: int = 32, trace: Trace | None = None) -> float:
     """Bits per character of ``split`` (its first ``max_chars`` characters; all if None).
 
     AR: exact NLL of every character after the first of each window, the window being ``context_len + 1``
     consecutive characters (windows overlap by one, so each character is predicted once, with a context
     that restarts at each window). MDLM: the continuous-time NELBO bound on windows of ``context_len``
     characters, Monte Carlo over ``t`` with ``t_samples`` draws per window, the times stratified over all
-    windows and draws (generator seeded with ``seed``).
+    windows and draws (generator seeded with ``seed``). ``trace``: every model call is recorded there and
+    its ``tokens`` grow by the characters scored (AR: n·L; MDLM: n·L·t_samples).
     """
     ids = corpus.split_ids(split, model.vocab)
     if max_chars is not None:
@@ -67,7 +69,7 @@ def bits_per_char(model, split: str = "test", max_chars: int | None = None, t_sa
         windows = ids[starts[:, None] + torch.arange(L + 1)]  # (n, L+1)
         for b in range(0, n, batch_size):
             x = windows[b:b + batch_size]  # (b, L+1)
-            logits = model(x[:, :-1])  # (b, L, V)
+            logits = model(x[:, :-1], trace=trace)  # (b, L, V)
             nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2).double(), x[:, 1:], reduction="sum")
             total_nats += float(nll)
             total_chars += x[:, 1:].numel()
@@ -82,15 +84,20 @@ def bits_per_char(model, split: str = "test", max_chars: int | None = None, t_sa
         for b in range(0, x0_all.shape[0], batch_size):
             x0, t = x0_all[b:b + batch_size], t_all[b:b + batch_size]
             xt = q_xt(x0, t, model.mask_id, gen)  # (b, L)
-            total_nats += float(nelbo_per_sequence(model(xt).double(), x0, xt, t.double(), model.mask_id).sum())
+            logits = model(xt, trace=trace).double()  # (b, L, V)
+            total_nats += float(nelbo_per_sequence(logits, x0, xt, t.double(), model.mask_id).sum())
         total_chars = n * L * t_samples
     model.train(was_training)
+    if trace is not None:
+        trace.tokens += total_chars
     return total_nats / total_chars / math.log(2.0)
 
 
 @torch.no_grad()
-def masked_accuracy(model, split: str, rate: float, max_chars: int | None, seed: int, batch_size: int = 32) -> float:
-    """Argmax accuracy on the characters masked independently with probability ``rate`` (MDLM only)."""
+def masked_accuracy(model, split: str, rate: float, max_chars: int | None, seed: int, batch_size: int = 32,
+                    trace: Trace | None = None) -> float:
+    """Argmax accuracy on the characters masked independently with probability ``rate`` (MDLM only).
+    ``trace``: every model call is recorded there; its ``tokens`` grow by the masked (scored) characters."""
     ids = corpus.split_ids(split, model.vocab)[:max_chars]
     windows = corpus.tiled_windows(ids, model.shape.context_len)  # (n, L)
     gen = torch.Generator().manual_seed(seed)
@@ -99,15 +106,19 @@ def masked_accuracy(model, split: str, rate: float, max_chars: int | None, seed:
         x0 = windows[b:b + batch_size]  # (b, L)
         xt = q_xt(x0, torch.full((x0.shape[0],), rate), model.mask_id, gen)  # (b, L)
         masked = xt == model.mask_id
-        pred = model(xt).argmax(dim=-1)  # (b, L)
+        pred = model(xt, trace=trace).argmax(dim=-1)  # (b, L)
         right += int((pred == x0)[masked].sum())
         total += int(masked.sum())
+    if trace is not None:
+        trace.tokens += total
     return right / max(total, 1)
 
 
 @torch.no_grad()
-def next_char_accuracy(model, split: str, max_chars: int | None, batch_size: int = 32) -> float:
-    """Argmax next-character accuracy (AR only), on the windows :func:`bits_per_char` uses."""
+def next_char_accuracy(model, split: str, max_chars: int | None, batch_size: int = 32,
+                       trace: Trace | None = None) -> float:
+    """Argmax next-character accuracy (AR only), on the windows :func:`bits_per_char` uses. ``trace``: every
+    model call is recorded there; its ``tokens`` grow by the characters scored."""
     ids = corpus.split_ids(split, model.vocab)[:max_chars]
     L = model.shape.context_len
     n = (ids.numel() - 1) // L
@@ -115,8 +126,10 @@ def next_char_accuracy(model, split: str, max_chars: int | None, batch_size: int
     right = total = 0
     for b in range(0, n, batch_size):
         x = windows[b:b + batch_size]  # (b, L+1)
-        right += int((model(x[:, :-1]).argmax(dim=-1) == x[:, 1:]).sum())
+        right += int((model(x[:, :-1], trace=trace).argmax(dim=-1) == x[:, 1:]).sum())
         total += x[:, 1:].numel()
+    if trace is not None:
+        trace.tokens += total
     return right / max(total, 1)
 
 

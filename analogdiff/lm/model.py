@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..shapes import ModelShape
+from ..trace import Trace
 from .corpus import Vocab
 
 KINDS = ("mdlm", "ar")
@@ -73,12 +74,13 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(shape.d_model, (shape.n_heads + 2 * shape.n_kv_heads) * self.head_dim)
         self.out = nn.Linear(shape.n_heads * self.head_dim, shape.d_model)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: dict | None = None
-                ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: dict | None = None,
+                write_cache: bool = True) -> torch.Tensor:
         """``cache`` (decoding with a KV cache): a dict holding this layer's keys and values of the positions
         seen so far ("k", "v": (B, nkv, P, hd), absent at first); x holds the next positions P, P+1, ...,
-        which attend to all cached positions and causally among themselves; their keys and values are
-        appended."""
+        which attend to all cached positions and among themselves (causally in a causal model,
+        bidirectionally otherwise). Their keys and values are appended when ``write_cache`` (a block
+        diffusion sampler feeds a noisy block with ``write_cache=False`` and writes it once it is final)."""
         B, T, _ = x.shape  # (B, T, C)
         q, k, v = self.qkv(x).split(
             [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], dim=-1
@@ -89,10 +91,10 @@ class Attention(nn.Module):
         past = 0 if cache is None or "k" not in cache else cache["k"].shape[2]
         cos, sin = cos[past:past + T], sin[past:past + T]
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        if cache is not None:
-            if past:
-                k = torch.cat([cache["k"], k], dim=2)  # (B, nkv, past + T, hd)
-                v = torch.cat([cache["v"], v], dim=2)
+        if past:
+            k = torch.cat([cache["k"], k], dim=2)  # (B, nkv, past + T, hd)
+            v = torch.cat([cache["v"], v], dim=2)
+        if cache is not None and write_cache:
             cache["k"], cache["v"] = k, v
         if self.n_kv_heads != self.n_heads:
             repeat = self.n_heads // self.n_kv_heads
@@ -101,7 +103,7 @@ class Attention(nn.Module):
         if past and self.causal and T > 1:  # new positions see the cache and earlier new positions
             allowed = torch.arange(T)[:, None] + past >= torch.arange(past + T)[None, :]  # (T, past + T)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-        else:
+        else:  # causal without cache, one new position after a cache, or bidirectional: no mask needed
             y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal and not past)  # (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, C)
         return self.out(y)  # (B, T, C)
@@ -125,9 +127,9 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(shape.d_model)
         self.mlp = MLP(shape)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: dict | None = None
-                ) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), cos, sin, cache)  # (B, T, C)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: dict | None = None,
+                write_cache: bool = True) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cos, sin, cache, write_cache)  # (B, T, C)
         return x + self.mlp(self.ln2(x))  # (B, T, C)
 
 
@@ -146,22 +148,28 @@ class Backbone(nn.Module):
         self.ln_f = nn.LayerNorm(shape.d_model)
         self.head = nn.Linear(shape.d_model, shape.vocab_size)
 
-    def forward(self, ids: torch.Tensor, cache: list | None = None) -> torch.Tensor:
-        """``cache``: None, or a list (empty at first) that keeps one KV cache per block across calls: each
-        call then feeds the next positions only (causal models; see ``Attention.forward``)."""
-        T = ids.shape[1]
-        if cache is not None:
-            if not self.causal:
-                raise ValueError("cache: a KV cache needs a causal (AR) model")
-            if not cache:
-                cache.extend({} for _ in self.blocks)
-            T += cache[0]["k"].shape[2] if "k" in cache[0] else 0
-        if T > self.shape.context_len:
-            raise ValueError(f"ids: sequence length {T} exceeds context_len={self.shape.context_len}")
+    def forward(self, ids: torch.Tensor, cache: list | None = None, write_cache: bool = True,
+                head_last: int | None = None, trace: Trace | None = None) -> torch.Tensor:
+        """Logits (B, H, V) of the last H = ``head_last`` positions fed (None: all T; 0: the LM head is not
+        run). ``cache``: None, or a list (empty at first) that keeps one KV cache per block across calls:
+        each call then feeds the next positions only, which attend to the cached ones (see
+        ``Attention.forward``); ``write_cache=False`` leaves the cache as it was. ``trace``: the call is
+        recorded there (positions fed, head rows, attention pairs, keys read, cache hits)."""
+        B, T = ids.shape
+        if cache is not None and not cache:
+            cache.extend({} for _ in self.blocks)
+        past = cache[0]["k"].shape[2] if cache is not None and "k" in cache[0] else 0
+        if past + T > self.shape.context_len:
+            raise ValueError(f"ids: sequence length {past + T} exceeds context_len={self.shape.context_len}")
+        H = T if head_last is None else min(head_last, T)
+        if trace is not None:
+            trace.record_forward(B, T, H, past, self.causal)
         x = self.tok_emb(ids)  # (B, T, C)
         for i, block in enumerate(self.blocks):
-            x = block(x, self.rope_cos, self.rope_sin, None if cache is None else cache[i])  # (B, T, C)
-        return self.head(self.ln_f(x))  # (B, T, V)
+            x = block(x, self.rope_cos, self.rope_sin, None if cache is None else cache[i], write_cache)  # (B, T, C)
+        if H == 0:
+            return x.new_zeros(B, 0, self.shape.vocab_size)  # (B, 0, V): the head is not run
+        return self.head(self.ln_f(x if H == T else x[:, T - H:]))  # (B, H, V)
 
 
 def init_weights(module: nn.Module, n_layers: int, gen: torch.Generator) -> None:
@@ -207,9 +215,11 @@ class CharLM(nn.Module):
     def mask_id(self) -> int:
         return self.vocab.mask_id
 
-    def forward(self, ids: torch.Tensor, cache: list | None = None) -> torch.Tensor:
-        """``cache`` (AR only): see ``Backbone.forward``; logits of the positions fed."""
-        logits = self.backbone(ids, cache)  # (B, T, V)
+    def forward(self, ids: torch.Tensor, cache: list | None = None, write_cache: bool = True,
+                head_last: int | None = None, trace: Trace | None = None) -> torch.Tensor:
+        """Logits (B, H, V) of the last ``head_last`` positions fed (all by default); ``cache``,
+        ``write_cache``, ``trace``: see ``Backbone.forward``."""
+        logits = self.backbone(ids, cache, write_cache, head_last, trace)  # (B, H, V)
         mask_col = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
         mask_col[self.mask_id] = True
         return logits.masked_fill(mask_col, float("-inf"))  # (B, T, V), never predicts the mask

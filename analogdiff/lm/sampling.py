@@ -14,13 +14,21 @@ Masked diffusion, ``steps`` denoising steps over the time grid ``t_k = 1 - k/ste
   masked; ``n_k`` splits the masked count as evenly as possible over the steps.
 * ``block_len`` (semi-autoregressive, LLaDA): the sequence is denoised block by block, left to right, each
   block with its share of the steps (``steps`` split as evenly as possible), with either sampler above;
-  positions right of the current block stay masked.
+  positions right of the current block stay masked. Every step feeds the whole sequence.
+* ``kv_cache=True`` (block diffusion with a prefix KV cache, BD3-LM / Fast-dLLM): the prompt is prefilled
+  once; each step feeds only the current block, which attends to the cached prefix and to itself; a
+  finished block is fed once more to cache its clean keys and values.
+
+Every model call is recorded in a :class:`analogdiff.trace.Trace` (``info["trace"]``), which the cost model
+prices: positions fed, head rows, attention pairs, cache hits, and the calls skipped by reuse.
 """
 from __future__ import annotations
 
 from typing import Callable
 
 import torch
+
+from ..trace import Trace
 
 SAMPLERS = ("ancestral", "remask")
 
@@ -54,79 +62,121 @@ def _split_evenly(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-@torch.no_grad()
-def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sampler: str = "ancestral",
-                block_len: int | None = None, temperature: float = 1.0, top_k: int | None = None,
-                on_step: Callable[[int, torch.Tensor], None] | None = None) -> tuple[torch.Tensor, dict]:
-    """Denoise ``x`` (B, L) — masked positions hold ``model.mask_id``, others are committed and kept.
+def _blocks(x: torch.Tensor, mask_id: int, steps: int, block_len: int | None, kv_cache: bool
+            ) -> tuple[int, list[tuple[int, int, int]]]:
+    """(prefix length P, blocks [(start, end, steps)]) of the semi-AR schedule; checks ``steps``/``block_len``.
 
-    Returns (ids (B, L) without masks, info {"nfe": denoiser calls, "steps": steps}). ``on_step(k, x)`` is
-    called with the state after each step k = 1..steps.
+    Without the cache blocks tile the whole sequence from position 0 (LLaDA's sampler); with it they tile
+    the positions after the prefix P — the leading columns that hold no mask in any row (the prompt),
+    which is prefilled once — as the cost model's ``Diffusion(block_len=..., kv_cache=True)`` does.
     """
-    _check("sampler", sampler in SAMPLERS, f"one of {', '.join(SAMPLERS)}", sampler)
     B, L = x.shape
     _check("steps", isinstance(steps, int) and 1 <= steps <= L, f"an integer from 1 to the sequence length {L}",
            steps)
-    block_len = block_len or L
+    masked_cols = (x == mask_id).any(dim=0).nonzero()
+    P = int(masked_cols[0]) if kv_cache and masked_cols.numel() else 0
+    block_len = block_len or L - P
     _check("block_len", isinstance(block_len, int) and 1 <= block_len <= L, f"an integer from 1 to {L}", block_len)
-    n_blocks = -(-L // block_len)
+    n_blocks = -(-(L - P) // block_len)
     _check("steps", steps >= n_blocks, f">= the number of blocks ({n_blocks}) when block_len={block_len}", steps)
-    x = x.clone()
+    return P, [(P + b * block_len, min(P + (b + 1) * block_len, L), block_steps)
+               for b, block_steps in enumerate(_split_evenly(steps, n_blocks))]
+
+
+@torch.no_grad()
+def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sampler: str = "ancestral",
+                block_len: int | None = None, temperature: float = 1.0, top_k: int | None = None,
+                on_step: Callable[[int, torch.Tensor], None] | None = None, kv_cache: bool = False,
+                trace: Trace | None = None) -> tuple[torch.Tensor, dict]:
+    """Denoise ``x`` (B, L) — masked positions hold ``model.mask_id``, others are committed and kept.
+
+    Returns (ids (B, L) without masks, info {"nfe": denoiser calls, "steps": steps, "trace": Trace}).
+    ``on_step(k, x)`` is called with the state after each step k = 1..steps. ``trace``: record into this
+    Trace (a new one by default); its ``tokens`` grow by the number of masked positions.
+
+    ``kv_cache`` (block diffusion with a prefix KV cache, BD3-LM / Fast-dLLM style): the prefix (leading
+    columns without masks) is fed once and its keys and values cached; block b is denoised feeding only its
+    own positions, which attend bidirectionally to the cached prefix and to the block; a finished block is
+    fed once more to write its clean keys and values (not after the last block); positions right of the
+    block are not fed. Without ``block_len`` the whole rest after the prefix is one block.
+    """
+    _check("sampler", sampler in SAMPLERS, f"one of {', '.join(SAMPLERS)}", sampler)
+    B, L = x.shape
     mask_id = model.mask_id
-    nfe, k = 0, 0
-    for b, block_steps in enumerate(_split_evenly(steps, n_blocks)):
-        in_block = torch.zeros(L, dtype=torch.bool)
-        in_block[b * block_len:(b + 1) * block_len] = True  # (L,)
-        logits, n_masked0 = None, int(((x == mask_id) & in_block).sum(dim=1).max())
+    P, blocks = _blocks(x, mask_id, steps, block_len, kv_cache)
+    trace = Trace() if trace is None else trace
+    calls0 = trace.denoiser_calls
+    trace.tokens += int((x == mask_id).sum())
+    x = x.clone()
+    cache = [] if kv_cache else None
+    if kv_cache and P:
+        model(x[:, :P], cache=cache, head_last=0, trace=trace)  # prefill the prompt: K/V only
+    k = 0
+    for b, (start, end, block_steps) in enumerate(blocks):
+        lo, hi = (start, end) if kv_cache else (0, L)  # the positions fed: the block, or everything
+        in_block = torch.zeros(hi - lo, dtype=torch.bool)
+        in_block[start - lo:end - lo] = True  # (W,)
+        W = hi - lo
+        logits, n_masked0 = None, int(((x[:, lo:hi] == mask_id) & in_block).sum(dim=1).max())
         remask_counts = None
         for j in range(block_steps):
-            masked = (x == mask_id) & in_block  # (B, L)
+            xv = x[:, lo:hi]  # (B, W)
+            masked = (xv == mask_id) & in_block  # (B, W)
             if logits is None:
-                logits = model(x)  # (B, L, V)
-                nfe += 1
-            ids, conf = categorical(logits, gen, temperature, top_k)  # (B, L), (B, L)
+                logits = model(xv, cache=cache, write_cache=False, trace=trace) if kv_cache else \
+                    model(xv, trace=trace)  # (B, W, V)
+            else:
+                trace.skip()  # input unchanged: the last output is reused
+            ids, conf = categorical(logits, gen, temperature, top_k)  # (B, W), (B, W)
             if sampler == "ancestral":
                 t, s = 1.0 - j / block_steps, 1.0 - (j + 1) / block_steps
-                reveal = torch.rand((B, L), generator=gen, dtype=torch.float64) < (t - s) / t  # (B, L)
+                reveal = torch.rand((B, W), generator=gen, dtype=torch.float64) < (t - s) / t  # (B, W)
                 commit = masked & reveal
             else:
                 if remask_counts is None:
                     remask_counts = _split_evenly(n_masked0, block_steps)
                 n_left = sum(remask_counts[j + 1:])  # positions to leave masked after this step
-                score = torch.where(masked, conf, torch.full_like(conf, -1.0))  # (B, L)
-                order = score.argsort(dim=1, descending=True, stable=True)  # (B, L)
-                rank = torch.empty_like(order).scatter_(1, order, torch.arange(L).expand(B, L))  # (B, L)
+                score = torch.where(masked, conf, torch.full_like(conf, -1.0))  # (B, W)
+                order = score.argsort(dim=1, descending=True, stable=True)  # (B, W)
+                rank = torch.empty_like(order).scatter_(1, order, torch.arange(W).expand(B, W))  # (B, W)
                 n_commit = masked.sum(dim=1, keepdim=True) - n_left  # (B, 1)
                 commit = masked & (rank < n_commit)
             if commit.any():
-                x = torch.where(commit, ids, x)
+                x = torch.cat([x[:, :lo], torch.where(commit, ids, xv), x[:, hi:]], dim=1)  # (B, L)
                 logits = None  # input changed: recompute next step
             k += 1
             if on_step is not None:
                 on_step(k, x)
+        if kv_cache and b < len(blocks) - 1:
+            model(x[:, start:end], cache=cache, head_last=0, trace=trace)  # write the final block's K/V
     if (x == mask_id).any():  # cannot happen: the last step of each block reveals everything left
         raise RuntimeError("sampler left masked positions")
-    return x, {"nfe": nfe, "steps": steps}
+    return x, {"nfe": trace.denoiser_calls - calls0, "steps": steps, "trace": trace}
 
 
 @torch.no_grad()
 def sample_ar(model, context: torch.Tensor, n_new: int, gen: torch.Generator, temperature: float = 1.0,
-              top_k: int | None = None, on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+              top_k: int | None = None, on_step: Callable[[int, torch.Tensor], None] | None = None,
+              kv_cache: bool | None = None, trace: Trace | None = None) -> torch.Tensor:
     """Extend ``context`` (B, P) by ``n_new`` characters, one at a time: returns (B, P + n_new).
 
-    When everything fed fits the context (P + n_new - 1 <= context_len) the model decodes with a KV cache,
-    as AR hardware does: the context once, then each new character once (on analog tiles: one MVM per layer
-    per character, with its own read noise). Otherwise each step is one full forward over the last
-    ``context_len`` ids.
+    ``kv_cache`` (None: whenever everything fed fits the context, P + n_new - 1 <= context_len): decode with
+    a KV cache, as AR hardware does: the context once, then each new character once (on analog tiles: one
+    MVM per layer per character, with its own read noise). Otherwise each step is one full forward over the
+    last ``context_len`` ids. Either way the LM head runs on the last position only. ``trace``: every
+    call is recorded there.
     """
     x = context.clone()
     C = model.shape.context_len
-    cache = [] if context.shape[1] + n_new - 1 <= C else None
+    fits = context.shape[1] + n_new - 1 <= C
+    _check("kv_cache", not kv_cache or fits, f"off when prompt + new characters - 1 exceed context_len {C}",
+           kv_cache)
+    cache = [] if (fits if kv_cache is None else kv_cache) else None
     for i in range(n_new):
         if cache is None:
-            logits = model(x[:, -C:])[:, -1]  # (B, V)
+            logits = model(x[:, -C:], head_last=1, trace=trace)[:, -1]  # (B, V)
         else:
-            logits = model(x if i == 0 else x[:, -1:], cache=cache)[:, -1]  # (B, V)
+            logits = model(x if i == 0 else x[:, -1:], cache=cache, head_last=1, trace=trace)[:, -1]  # (B, V)
         nxt, _ = categorical(logits, gen, temperature, top_k)  # (B,)
         x = torch.cat([x, nxt[:, None]], dim=1)  # (B, P + i + 1)
         if on_step is not None:
@@ -137,14 +187,21 @@ def sample_ar(model, context: torch.Tensor, n_new: int, gen: torch.Generator, te
 def generate_ids(model, n_samples: int = 1, steps: int = 64, seed: int = 0, seq_len: int | None = None,
                  sampler: str = "ancestral", block_len: int | None = None, temperature: float = 1.0,
                  top_k: int | None = None, prompt: str | None = None,
-                 on_step: Callable[[int, torch.Tensor], None] | None = None) -> tuple[torch.Tensor, dict]:
-    """``n_samples`` sequences of ``seq_len`` ids (prompt included): (n_samples, seq_len), plus info."""
+                 on_step: Callable[[int, torch.Tensor], None] | None = None, kv_cache: bool | None = None
+                 ) -> tuple[torch.Tensor, dict]:
+    """``n_samples`` sequences of ``seq_len`` ids (prompt included): (n_samples, seq_len), plus info
+    {"nfe": model calls, "steps": steps (None for AR), "trace": the run's Trace (tokens = generated ones)}.
+
+    ``kv_cache``: MDLM — prefix KV cache for block diffusion (default off, see ``sample_mdlm``); AR — None
+    uses the cache whenever the sequence fits the context, True/False force it on/off.
+    """
     C = model.shape.context_len
     seq_len = C if seq_len is None else seq_len
     _check("seq_len", isinstance(seq_len, int) and 1 <= seq_len <= C, f"an integer from 1 to context_len {C}", seq_len)
     _check("temperature", isinstance(temperature, (int, float)) and temperature >= 0, "a number >= 0", temperature)
     _check("top_k", top_k is None or (isinstance(top_k, int) and top_k >= 1), "None or an integer >= 1", top_k)
     _check("n_samples", isinstance(n_samples, int) and n_samples >= 1, "an integer >= 1", n_samples)
+    _check("kv_cache", kv_cache is None or isinstance(kv_cache, bool), "None, true or false", kv_cache)
     prompt_ids = model.vocab.encode(prompt or "")
     _check("prompt", prompt_ids.numel() < seq_len, f"shorter than seq_len={seq_len}", prompt)
     gen = torch.Generator().manual_seed(seed)
@@ -154,31 +211,35 @@ def generate_ids(model, n_samples: int = 1, steps: int = 64, seed: int = 0, seq_
         if model.kind == "ar":
             ctx = prompt_ids if prompt else model.vocab.encode("\n")  # no prompt: start after a line break
             ctx = ctx.expand(n_samples, -1)  # (B, P)
-            out = sample_ar(model, ctx, seq_len - (ctx.shape[1] if prompt else 0), gen, temperature, top_k,
-                            on_step)
+            n_new = seq_len - (ctx.shape[1] if prompt else 0)
+            trace = Trace(tokens=n_samples * n_new)
+            out = sample_ar(model, ctx, n_new, gen, temperature, top_k, on_step, kv_cache, trace)
             ids = out if prompt else out[:, 1:]  # (B, seq_len)
-            return ids, {"nfe": seq_len - (ctx.shape[1] if prompt else 0), "steps": None}
+            return ids, {"nfe": trace.denoiser_calls, "steps": None, "trace": trace}
         x = torch.full((n_samples, seq_len), model.mask_id, dtype=torch.long)  # (B, L)
         x[:, :prompt_ids.numel()] = prompt_ids
-        return sample_mdlm(model, x, steps, gen, sampler, block_len, temperature, top_k, on_step)
+        return sample_mdlm(model, x, steps, gen, sampler, block_len, temperature, top_k, on_step, bool(kv_cache))
     finally:
         model.train(was_training)
 
 
 def generate(model, steps: int = 64, seed: int = 0, seq_len: int | None = None, sampler: str = "ancestral",
              block_len: int | None = None, temperature: float = 1.0, top_k: int | None = None,
-             prompt: str | None = None, show_steps: Callable[[int, str], None] | None = None) -> str:
+             prompt: str | None = None, show_steps: Callable[[int, str], None] | None = None,
+             kv_cache: bool | None = None) -> str:
     """One passage of ``seq_len`` characters (default: the model's context) from ``model``.
 
     MDLM: ``steps`` denoising steps (1..seq_len) with ``sampler`` ("ancestral" or "remask"), semi-AR blocks of
     ``block_len`` characters if given. AR: ``steps`` is not used (one step per character); sampling with
     ``temperature`` (0 = greedy) and ``top_k``. ``prompt`` is kept as the passage's beginning.
     ``show_steps(k, text)`` is called after every step with the passage so far (masks print as ``█``).
+    ``kv_cache``: see ``generate_ids`` (MDLM block diffusion with a prefix cache; AR on/off).
     Same arguments, same text: all randomness comes from a generator seeded with ``seed``.
     """
     on_step = None
     if show_steps is not None:
         def on_step(k, x):
             show_steps(k, model.vocab.decode(x[0]))
-    ids, _ = generate_ids(model, 1, steps, seed, seq_len, sampler, block_len, temperature, top_k, prompt, on_step)
+    ids, _ = generate_ids(model, 1, steps, seed, seq_len, sampler, block_len, temperature, top_k, prompt, on_step,
+                          kv_cache)
     return model.vocab.decode(ids[0])

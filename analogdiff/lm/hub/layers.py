@@ -118,21 +118,30 @@ class HubLM(nn.Module):
     def logits(self, ids: torch.Tensor, cache: list | None) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, ids: torch.Tensor, cache: list | None = None) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, cache: list | None = None, write_cache: bool = True,
+                head_last: int | None = None, trace=None) -> torch.Tensor:
         """``cache``: None, or (AR only) a list, empty at first, keeping one KV cache per layer across calls;
-        each call then feeds the next positions only. Returns the logits of the positions fed."""
+        each call then feeds the next positions only. Returns the logits of the positions fed, or of the
+        last ``head_last`` of them (the head still runs on all: ``trace``, an ``analogdiff.trace.Trace``,
+        records every row computed). ``write_cache=False`` (block diffusion) is for the character models."""
         T = ids.shape[1]
+        if not write_cache:
+            raise ValueError("kv_cache: block diffusion with a prefix KV cache runs on the character models only")
+        past = 0
         if cache is not None:
             if not self.causal:
                 raise ValueError("cache: a KV cache needs a causal (AR) model")
             if not cache:
                 cache.extend({} for _ in range(self.shape.n_layers))
-            T += cached_length(cache[0])
+            past = cached_length(cache[0])
+            T += past
         if T > self.shape.context_len:
             raise ValueError(f"ids: sequence length {T} exceeds context_len={self.shape.context_len}")
+        if trace is not None:
+            trace.record_forward(ids.shape[0], ids.shape[1], ids.shape[1], past, self.causal)
         logits = self.logits(ids, cache)  # (B, T, V)
         if self.kind == "mdlm" and self.mask_id is not None:
             mask_col = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
             mask_col[self.mask_id] = True
             logits = logits.masked_fill(mask_col, float("-inf"))  # never predicts the mask
-        return logits
+        return logits if head_last is None else logits[:, logits.shape[1] - min(head_last, logits.shape[1]):]
