@@ -68,14 +68,15 @@ class Generate:
     """Generate ``n_samples`` passages of ``seq_len`` characters (default: the context) and judge them with
     the digital AR model ``judge`` (None: no judging). MDLM: ``steps`` denoising steps with ``sampler``,
     semi-AR blocks of ``block_len`` (with a prefix KV cache if ``kv_cache``); AR: one step per character with
-    its KV cache."""
+    its KV cache. ``kv_cache``: MDLM — the prefix KV cache of block diffusion (None: off); AR — None uses the
+    cache whenever the passage fits the context."""
 
     steps: int = 64
     seq_len: int | None = None
     n_samples: int = checks.BUDGET_DEFAULTS["gen_samples"]
     sampler: str = "ancestral"
     block_len: int | None = None
-    kv_cache: bool = False
+    kv_cache: bool | None = None
     temperature: float = 1.0
     top_k: int | None = None
     prompt: str | None = None
