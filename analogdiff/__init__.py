@@ -29,6 +29,12 @@ _EXPORTS = {
     "set_drift_time": "analogdiff.crossbar.layers",
     "AnalogLinear": "analogdiff.crossbar.layers",
     "mapping_report": "analogdiff.crossbar.report",
+    # one experiment (program → drift → measure → price the run's own trace)
+    "Experiment": "analogdiff.bench.experiment",
+    "Score": "analogdiff.bench.experiment",
+    "Generate": "analogdiff.bench.experiment",
+    "run_experiment": "analogdiff.bench.experiment",
+    "Trace": "analogdiff.trace",
     # energy
     "estimate": "analogdiff.energy",
     "estimate_many": "analogdiff.energy",

@@ -32,6 +32,7 @@ def write_suite(path: Path, models: dict[str, str], *, cards=("ideal", "pcm-ibm"
     text = f'''name = "tiny"
 description = "tiny untrained models (test only)"
 headline_steps = 16
+headline_drift_time_s = 3600.0
 [budget]
 eval_chars = 256
 t_samples = 1

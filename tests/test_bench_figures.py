@@ -17,9 +17,9 @@ def test_accuracy_vs_power_units_and_front(tmp_path):
     ]
     fig = figures.accuracy_vs_power(pts, tmp_path / "avp", "bits_per_char", token_rate_per_s=50.0)
     x, y, tops = _labels(fig)
-    assert "(J)" in x and "energy per token" in x
+    assert x == "energy per generated token (J)"
     assert "bits/char" in y
-    assert tops == ["power at 50 tokens/s (W)"]
+    assert tops == ["power at 50 generated tokens/s (W)"]
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "Pareto front (3)" in legend
     assert {"pcm-ibm · MDLM", "rram-wan2022 · MDLM", "h100-sxm · AR"} <= set(legend)  # one series per card

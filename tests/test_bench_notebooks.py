@@ -7,7 +7,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 CHECKS = {  # text each notebook must print when it ran through
     "01_quickstart.ipynb": ["J/token", "bits_per_char", "llada-8b"],
     "02_tuning.ipynb": ["Pareto front of study", "'bits_per_char', 'energy_per_token_j'"],
-    "03_accuracy_vs_power.ipynb": ["bits/char", "J/token"],
+    "03_accuracy_vs_power.ipynb": ["bits/char", "J per scored char"],
 }
 
 

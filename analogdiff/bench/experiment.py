@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping
 
 from analogdiff import checks
@@ -348,5 +348,5 @@ def run(spec: Experiment, on_step: Callable | None = None) -> dict:
             "per_seed": per_seed, "metrics": metrics, "cost": cost}
 
 
-def with_seeds(spec: Experiment, seeds) -> Experiment:
-    return replace(spec, seeds=tuple(seeds))
+run_experiment = run
+"""``ad.run_experiment(spec)``: the public name of :func:`run`."""

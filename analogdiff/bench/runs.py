@@ -26,7 +26,10 @@ def cost_metrics(report: dict) -> dict:
     keep = ("energy_per_token_j", "latency_per_token_s", "energy_per_sequence_j", "latency_per_sequence_s",
             "breakdown_j", "counts", "tiles")
     out = flatten({k: report[k] for k in keep if k in report})
-    out["priced_from_stats"] = bool(report.get("extras", {}).get("stats"))
+    out["priced_from_stats"] = bool(report.get("stats"))
+    for k in ("denoiser_calls", "skipped_calls", "kv_cache_hits"):  # what the traced run did
+        if k in report:
+            out[f"run.{k}"] = report[k]
     return out
 
 
