@@ -27,6 +27,7 @@ _EXPORTS = {
     # crossbar
     "analogize": "analogdiff.crossbar.layers",
     "set_drift_time": "analogdiff.crossbar.layers",
+    "collect_stats": "analogdiff.crossbar.layers",
     "AnalogLinear": "analogdiff.crossbar.layers",
     "mapping_report": "analogdiff.crossbar.report",
     # one experiment (program → drift → measure → price the run's own trace)
