@@ -34,7 +34,9 @@ PROMPT_LEN_V3 = 256
 """Mean prompt tokens of ML.ENERGY v3's lm-arena-chat requests: an assumption. Each request is one turn of an
 LMArena conversation with the history before it (``mlenergy/llm/datasets.py``, LMArenaHumanPreferenceDataset),
 so prompts are longer than single first turns (v2: ~90 tokens); the data files do not publish the mean.
-The validation rows hold within tolerance for P from 128 to 400 (each refitted by :func:`calibrate`)."""
+Refitted (:func:`calibrate`) at P = 128 or 320 every held-out row stays within 0.86–1.12×; the fitted
+e_flop_bf16_pj moves most (2.26 pJ at P = 128, 1.38 pJ at 320). Above P ≈ 300 the lockstep batch of 691
+sequences no longer fits in 80 GB (a paged server holds shorter average contexts)."""
 PROMPT_LEN_V2 = 128
 """ML.ENERGY v2's chat prompts: first turns of 500 ShareGPT conversations
 (``benchmark/llm_text_generation/chat/sharegpt/ShareGPT_V3_filtered_500.json``), mean 350 characters ≈ 90
@@ -86,9 +88,10 @@ class Figure:
 
 
 def _serving(card: str, metric: Metric, published: float, batch: float, output_len: float, source: str,
-             ref: str, role: str, prompt_len: int = PROMPT_LEN_V3, overrides: Mapping | None = None,
+             ref: str, role: str, prompt_len: int | None = None, overrides: Mapping | None = None,
              note: str = "") -> Figure:
     b, g = round(batch), round(output_len)
+    prompt_len = PROMPT_LEN_V3 if prompt_len is None else prompt_len
     unit = {"J/token": "J/token", "W": "W", "tokens/s": "tokens/s"}[metric]
     call = (f"estimate('{MODEL}', '{card}'{', ' + str(dict(overrides)) if overrides else ''}, "
             f"Autoregressive(seq_len={prompt_len + g}, prompt_len={prompt_len}), batch={b})")
