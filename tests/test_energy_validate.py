@@ -41,10 +41,14 @@ def test_fitted_rows_are_the_declared_three_and_the_fit_reproduces_the_card():
         assert getattr(g, name) == pytest.approx(value, rel=2e-3), name   # the card holds them rounded
 
 
-def test_a100_rows_are_context_on_the_40gb_part(rows):
-    a100 = [r for r in rows if r["card"] == "a100-sxm"]
-    assert len(a100) >= 3 and all(r["role"] == "context" and "40 GB" in r["note"] for r in a100)
-    assert all("A100-SXM4-40GB" in r["source"] and "gpu.hbm_bandwidth_tbs" in r["call"] for r in a100)
+def test_a100_rows_are_context(rows):
+    v2 = [r for r in rows if r["card"] == "a100-sxm" and "ML.ENERGY v2" in r["ref"]]
+    assert len(v2) >= 3 and all(r["role"] == "context" and "40 GB" in r["note"] for r in v2)
+    assert all("A100-SXM4-40GB" in r["source"] and "gpu.hbm_bandwidth_tbs" in r["call"] for r in v2)
+    # full-width LLaDA passes (large GEMMs at the power limit) on the 80 GB part: nothing of the A100 card
+    # was fitted, and the pure roofline was 2× too fast here
+    (step,) = [r for r in rows if r["ref"].startswith("Fast-dLLM")]
+    assert step["role"] == "context" and step["within_tolerance"]
 
 
 def test_cli_json(capsys):

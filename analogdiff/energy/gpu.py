@@ -18,9 +18,15 @@ exceed ``power_max_w`` runs at the limit instead (clocks drop; the work and its 
 memory-bound decode draws P_const + e_hbm · achieved bandwidth, well below TDP, and only compute-heavy
 kernels reach TDP. Weights are streamed from HBM once per GEMM per pass (shared by the whole batch); the
 input embedding is gathered (one row per fed token), never streamed; activations and the KV cache are read
-and written at the dtype's width (bf16: 2 bytes, fp8: 1 byte — weights, activations and KV cache). The
-card's values and their sources: ``circuits/h100-sxm.toml``; their validation against ML.ENERGY's
-measurements: ``analogdiff validate-cards`` (``analogdiff.energy.validate``).
+and written at the dtype's width (bf16: 2 bytes, fp8: 1 byte — weights, activations and KV cache). Every
+FLOP (tensor-core GEMMs and the few elementwise ones) is priced at the card's e_flop.
+
+The card's values and their sources: ``circuits/h100-sxm.toml``; their validation against ML.ENERGY's
+measurements: ``analogdiff validate-cards`` (``analogdiff.energy.validate``). e_flop is fitted to served
+decode (GEMMs of tens to hundreds of rows): a large GEMM (a diffusion pass over many positions) gets the same
+energy per FLOP, so at the 700 W limit it runs at (700 − 70) W / 1.616 pJ ≈ 390 TFLOP/s, 39% of dense peak;
+if large GEMMs spend less per FLOP, diffusion on the GPU is priced high (``benchmarks/bench_gpu.py`` can
+measure it).
 """
 from __future__ import annotations
 

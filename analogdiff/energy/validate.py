@@ -69,6 +69,15 @@ def serving_metric(hw: Hardware, metric: Metric, batch: int, prompt_len: int, ou
     return r.tokens_per_s
 
 
+def diffusion_step_s(hw: Hardware, shape: str, steps: int, seq_len: int, prompt_len: int, block_len: int) -> float:
+    """Seconds per denoising step of LLaDA's original semi-autoregressive sampler (every step feeds all
+    ``seq_len`` positions: no cache), batch 1."""
+    from analogdiff.energy import Diffusion, estimate
+
+    d = Diffusion(steps=steps, seq_len=seq_len, prompt_len=prompt_len, block_len=block_len, kv_cache=False)
+    return estimate(shape, hw, d).latency_per_sequence_s / steps
+
+
 @dataclass(frozen=True)
 class Figure:
     """One published figure and how the estimator reproduces it."""
@@ -120,6 +129,28 @@ V2_ROWS = (("A100-SXM4-40GB", 32, 31.94, 485.7, 0.2113), ("A100-SXM4-40GB", 64, 
            ("H100 80GB HBM3", 64, 63.88, 482.8, 0.1711), ("H100 80GB HBM3", 256, 255.44, 482.8, 0.1205))
 
 
+FAST_DLLM_PROMPT_LEN = 1000
+"""GSM8K 8-shot prompt of Fast-dLLM's LLaDA runs (lm-eval ``gsm8k``, ``num_fewshot=8``: eight training problems
+with worked answers, then the question), in tokens: an assumption, not published."""
+
+
+def _fast_dllm_step() -> Figure:
+    P, G = FAST_DLLM_PROMPT_LEN, 1024
+    return Figure(
+        card="a100-sxm", metric="s/step LLaDA full pass", published=0.26, unit="s/step",
+        source="Wu et al. 2025 (Fast-dLLM), arXiv:2505.22618 Fig. 1c (NVlabs/Fast-dLLM@24cc59e7 "
+               "paper/fast_dllm.pdf): LLaDA-8B-Instruct, GSM8K 8-shot, gen 1024, 1024 steps, block 32, no cache, "
+               "266 s per sample on an A100 80GB",
+        ref="Fast-dLLM Fig. 1c, A100 80GB", role="context",
+        call=(f"estimate('llada-8b', 'a100-sxm', Diffusion(steps=1024, seq_len={P + G}, prompt_len={P}, "
+              f"block_len=32, kv_cache=False)).latency_per_sequence_s / 1024"),
+        note=(f"context only: the prompt length ({P} tokens) is assumed (600–1,200 tokens give 0.88–1.21×); "
+              "the only published time of full-width diffusion passes (large GEMMs, power-limited) on a card's "
+              "own part. The pure roofline (no power limit) gave 0.47–0.66×"),
+        estimator=functools.partial(diffusion_step_s, shape="llada-8b", steps=1024, seq_len=P + G, prompt_len=P,
+                                    block_len=32))
+
+
 def figures() -> list[Figure]:
     """Every published figure, in table order."""
     out = []
@@ -135,6 +166,7 @@ def figures() -> list[Figure]:
         out.append(_serving("a100-sxm" if a100 else "h100-sxm", "J/token", j_tok, batch, out_len,
                             V2.format(gpu, seqs), f"ML.ENERGY v2, {gpu}, bs{seqs}", "context", PROMPT_LEN_V2, A100_40GB if a100 else None,
                             V2_NOTE if a100 else "context only: the v2 stack, beside its A100 rows"))
+    out.append(_fast_dllm_step())
     return out
 
 
