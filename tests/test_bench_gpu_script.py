@@ -28,7 +28,8 @@ def test_refuses_without_a_gpu(capsys):
 def test_cached_decode_matches_a_full_forward(positions, mlp):
     bench = _script()
     shape = ModelShape(name="t", n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, d_ff=48, mlp=mlp,
-                       vocab_size=50, context_len=16, positions=positions)
+                       vocab_size=50, context_len=16, positions=positions, norm="rmsnorm", norm_bias=False, bias=[],
+                       tied_embeddings=False, cond_dim=0)
     tokens = torch.randint(0, 50, (3, 9), generator=torch.Generator().manual_seed(1))
     cached = bench.Decoder(shape, 3, 9, "cpu", torch.float32, seed=0)
     cached.step(tokens[:, :6], 0)

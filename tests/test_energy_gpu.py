@@ -68,7 +68,7 @@ def test_kernel_cost_power_limit():
 
 def test_streamed_weights_exclude_the_gathered_embedding():
     llama = load_shape("llama3-8b")
-    assert streamed_params(llama) == 7_504_658_432                  # 32 blocks + LM head, from config.json
+    assert streamed_params(llama) == 7_504_658_432 + 65 * 4096      # 32 blocks + LM head + 65 RMSNorm gains
     assert llama.n_params() - streamed_params(llama) == 128256 * 4096  # the input table: gathered, not streamed
     gpt2 = load_shape("gpt2-small")                                 # tied: the LM head streams the table
     assert gpt2.n_params() - streamed_params(gpt2) == 1024 * 768    # learned positions: gathered
@@ -77,7 +77,7 @@ def test_streamed_weights_exclude_the_gathered_embedding():
 def test_llama3_8b_batch1_decode_respects_the_weight_streaming_floor():
     r = estimate("llama3-8b", H100, decode=Autoregressive(seq_len=1024), batch=1)
     floor_s = weight_streaming_floor_s(load_shape("llama3-8b"), H100)
-    assert floor_s == pytest.approx(7_504_658_432 * 2 / 3.35e12)   # 15.0 GB / 3.35 TB/s ≈ 4.48 ms
+    assert floor_s == pytest.approx(7_504_924_672 * 2 / 3.35e12)   # 15.0 GB / 3.35 TB/s ≈ 4.48 ms
     # no decoder beats the floor; the card reaches bandwidth_efficiency of it (plus launches, KV, sampling)
     assert 1.0 / H100.gpu.bandwidth_efficiency <= r.latency_per_token_s / floor_s <= 1.15 / H100.gpu.bandwidth_efficiency
 

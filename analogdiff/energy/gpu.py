@@ -42,9 +42,10 @@ CLASSES = ("linear", "attention", "elementwise", "lm_head", "sampling")
 
 
 def streamed_params(shape: ModelShape) -> int:
-    """Parameters a forward pass streams from HBM: every GEMM weight (the LM head included, tied or not).
-    The input-embedding table is not streamed: each fed token gathers one row of it."""
-    return shape.weight_params()
+    """Parameters a forward pass streams from HBM: every GEMM weight (the LM head included, tied or not),
+    bias and norm. The embeddings are not streamed: each fed token gathers one row of the token table (and
+    of learned positions)."""
+    return shape.weight_params() + shape.bias_params() + shape.norm_params()
 
 
 def weight_streaming_floor_s(shape: ModelShape, hw: Hardware) -> float:
