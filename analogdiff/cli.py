@@ -315,11 +315,38 @@ def _run_validate_circuits(args) -> int:
     return 0 if passed else 1
 
 
+# --------------------------------------------------------------------------- validate-cards (energy.validate)
+
+def _add_validate_cards(sub) -> None:
+    p = sub.add_parser("validate-cards",
+                       help="each hardware card against published measurements of its chip (estimate vs published)")
+    p.add_argument("--cards", metavar="DIR", default=None,
+                   help="directory of cards to check (default: the shipped cards)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _run_validate_cards(args) -> int:
+    from pathlib import Path
+
+    from analogdiff.energy.validate import format_table, validate_cards
+
+    if args.cards is not None and not Path(args.cards).is_dir():
+        raise ValueError(f"--cards: {args.cards} is not a directory")
+    rows = validate_cards(card_dir=args.cards)
+    passed = all(r["passed"] for r in rows if r["role"] == "validation")
+    if args.json:
+        _print_json({"passed": passed, "rows": rows})
+    else:
+        print(format_table(rows))
+    return 0 if passed else 1
+
+
 # --------------------------------------------------------------------------- registry
 
 COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "presets": (_add_presets, _run_presets),
     "validate-circuits": (_add_validate_circuits, _run_validate_circuits),
+    "validate-cards": (_add_validate_cards, _run_validate_cards),
     "train": (_add_train, _run_train),
     "eval": (_add_eval, _run_eval),
     "generate": (_add_generate, _run_generate),

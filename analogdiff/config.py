@@ -363,7 +363,12 @@ class Memory(_Component):
 
 @dataclass(frozen=True, kw_only=True)
 class GPU(_Component):
-    """A digital accelerator priced by a roofline."""
+    """A digital accelerator priced by a roofline in time and in energy (see ``analogdiff.energy.gpu``).
+
+    Energy of a kernel = ``power_const_w`` × its time + ``e_flop_*_pj`` × FLOPs + ``e_hbm_pj_per_byte`` ×
+    HBM bytes (Choi, Bedard, Fowler & Vuduc, "A roofline model of energy", IPDPS 2013); a kernel whose
+    average power would exceed ``power_max_w`` is slowed to that limit.
+    """
 
     section: typing.ClassVar[str] = "gpu"
     model: str = _f("Marketing name, e.g. 'NVIDIA H100 SXM5 80GB'.")
@@ -373,8 +378,17 @@ class GPU(_Component):
                                        None, lo=0.0, lo_open=True)
     hbm_bandwidth_tbs: float = _f("HBM bandwidth, TB/s.", lo=0.0, lo_open=True)
     hbm_capacity_gb: float = _f("HBM capacity, GB.", lo=0.0, lo_open=True)
-    power_max_w: float = _f("Board power limit (TDP), W.", lo=0.0, lo_open=True)
-    power_idle_w: float = _f("Board power when idle but clocked, W.", lo=0.0)
+    power_max_w: float = _f("Board power limit (TDP), W: no kernel draws more on average.", lo=0.0,
+                            lo_open=True)
+    power_const_w: float = _f(
+        "Constant power while the GPU runs kernels (leakage, clocks, the busy-but-not-computing baseline; "
+        "π0 of the energy roofline), W.", lo=0.0, hi=2000.0)
+    e_hbm_pj_per_byte: float = _f(
+        "Whole-board energy per byte moved between HBM and the SMs (DRAM, PHY, L2 and on-chip path), pJ/B.",
+        lo=0.0, hi=1000.0)
+    e_flop_bf16_pj: float = _f("Energy per dense BF16 tensor FLOP, pJ.", lo=0.0, hi=100.0)
+    e_flop_fp8_pj: float | None = _f("Energy per dense FP8 tensor FLOP, pJ; None = unsupported.", None,
+                                     lo=0.0, hi=100.0)
     kernel_launch_us: float = _f("Floor time of one kernel, µs.", lo=0.0)
     compute_efficiency: float = _f("Achievable fraction of peak FLOP/s in large matmuls.", lo=0.0,
                                    hi=1.0, lo_open=True)
@@ -382,10 +396,10 @@ class GPU(_Component):
                                      lo_open=True)
 
     def validate(self) -> None:
-        if self.power_idle_w >= self.power_max_w:
-            raise ConfigError("gpu.power_idle_w: must be below gpu.power_max_w")
-        if self.dtype == "fp8" and self.peak_tflops_fp8 is None:
-            raise ConfigError("gpu.dtype: 'fp8' needs gpu.peak_tflops_fp8")
+        if self.power_const_w >= self.power_max_w:
+            raise ConfigError("gpu.power_const_w: must be below gpu.power_max_w")
+        if self.dtype == "fp8" and (self.peak_tflops_fp8 is None or self.e_flop_fp8_pj is None):
+            raise ConfigError("gpu.dtype: 'fp8' needs gpu.peak_tflops_fp8 and gpu.e_flop_fp8_pj")
 
 
 COMPONENTS: dict[str, type[_Component]] = {

@@ -94,7 +94,8 @@ def test_set_options_parse_like_toml_values():
 def test_a_card_is_analog_or_gpu_not_both():
     data = {"tile": {"rows": 4, "cols": 4, "t_integrate_ns": 1.0, "tiles_per_chip": 1},
             "gpu": {"model": "x", "peak_tflops_bf16": 1.0, "hbm_bandwidth_tbs": 1.0, "hbm_capacity_gb": 1.0,
-                    "power_max_w": 2.0, "power_idle_w": 1.0, "kernel_launch_us": 1.0,
+                    "power_max_w": 2.0, "power_const_w": 1.0, "e_hbm_pj_per_byte": 1.0,
+                    "e_flop_bf16_pj": 1.0, "kernel_launch_us": 1.0,
                     "compute_efficiency": 0.5, "bandwidth_efficiency": 0.5}}
     with pytest.raises(ConfigError, match="either analog"):
         hardware_from_dict(data)

@@ -31,9 +31,10 @@ cond_dim = 0
 # conversion) and one ADC per column (8 bits, 2 pJ per conversion by its table); digital units: MAC 1 pJ,
 # softmax 2, norm 3, elementwise 4, sampling 5 pJ per element.
 ANALOG = {"dac.mode": "amplitude", "adc.cols_per_adc": 1}
-# The toy GPU of test_energy_gpu (1e6 FLOP/s, 1e6 B/s, 1 W idle, 2 W max) with a 20 µs launch floor: a kernel
-# takes max(FLOPs, bytes, 20) µs.
-TOY_GPU = GPU_CARD.replace("kernel_launch_us = 100.0", "kernel_launch_us = 20.0")
+# The toy GPU of test_energy_gpu (1 TFLOP/s, 1 TB/s, 1 W constant, 2 pJ per FLOP, 1 pJ per byte) with a 20 ps
+# launch floor and a 100 W limit that never binds here: a kernel takes max(FLOPs, bytes, 20) ps.
+TOY_GPU = GPU_CARD.replace("kernel_launch_us = 1e-4", "kernel_launch_us = 2e-5").replace(
+    "power_max_w = 3.0", "power_max_w = 100.0")
 
 # Autoregressive(seq_len=3) with the KV cache: 3 passes of one position each → 3 token-forwards, 3 head
 # evaluations, 1 + 2 + 3 = 6 attention pairs, 3 generated tokens.
@@ -122,17 +123,17 @@ def test_default_decode_is_full_sequence_diffusion(tmp_path, shape):
 
 def test_gpu_roofline_by_hand(tmp_path, shape):
     r = estimate(shape, gpu_card(tmp_path), decode=Autoregressive(seq_len=1))
-    # One pass of one position, one head evaluation, one attention pair; bf16 = 2 bytes. (FLOPs, bytes) → µs:
+    # One pass of one position, one head evaluation, one attention pair; bf16 = 2 bytes. (FLOPs, bytes) → ps:
     #   norm + residual ×2 (8·4, 3·4·2) = (32, 24) → 32 each; qkv GEMM (96, 4·12·2 + 16·2 = 128) → 128
     #   rotary (6·4·2, 2·4·2·2) = (48, 32) → 48   attention (4·2·2 + 5·2, (8 + 8)·2) = (26, 32) → 32
     #   out GEMM (32, 32 + 16) → 48   up GEMM (64, 64 + 24) → 88   GELU (64, 16·2) → 64   down (64, 88) → 88
     #   embedding (4, 16) → launch floor 20   final norm (32, 16) → 32   head GEMM (32, 32 + 16) → 48
     #   sampling (20, 16) → 20
-    # time = 64 + 128 + 48 + 32 + 48 + 88 + 64 + 88 + 20 + 32 + 48 + 20 = 680 µs; the busy time without the
-    # floor is 676 µs, so energy = 1 W × 680 µs idle + (2 − 1) W × 676 µs
-    assert r.latency_per_sequence_s == pytest.approx(680e-6, rel=1e-12)
-    assert r.energy_per_sequence_j == pytest.approx((680 + 676) * 1e-6, rel=1e-12)
-    assert r.breakdown_j["idle"] == pytest.approx(680e-6, rel=1e-12)
+    # time = 64 + 128 + 48 + 32 + 48 + 88 + 64 + 88 + 20 + 32 + 48 + 20 = 680 ps; energy = 1 W × 680 ps static
+    # + 2 pJ × 546 FLOPs + 1 pJ × 592 bytes (the sums of the pairs above)
+    assert r.latency_per_sequence_s == pytest.approx(680e-12, rel=1e-12)
+    assert r.energy_per_sequence_j == pytest.approx((680 + 2 * 546 + 592) * 1e-12, rel=1e-12)
+    assert r.breakdown_j["static"] == pytest.approx(680e-12, rel=1e-12)
     assert r.counts["kernels"] == 13
     # weights held: matrices 48 + 16 + 32 + 32 + 16 = 144, biases 12 + 4 + 8 + 4 + 4 = 32, token embedding 16,
     # norms 3 × (gain + shift) × 4 = 24 → 216 parameters × 2 bytes

@@ -1,18 +1,33 @@
-"""GPU baseline: a roofline per kernel, priced from the card's peak FLOP/s, HBM bandwidth and power.
+"""GPU baseline: a roofline per kernel in time and in energy, priced from the card.
 
 Every forward pass of a phase launches, per block: two norm(+residual) kernels, the fused QKV GEMM, rotary
 (if the shape uses it), attention, the output GEMM, the MLP input GEMM (gate and up fused for SwiGLU), the
 activation, the MLP output GEMM; per pass: the embedding gather, the time-conditioning GEMMs (MDLM/SEDD),
-and — when logits are needed — the final norm, the LM head GEMM and sampling. Each kernel takes
+and — when logits are needed — the final norm, the LM head GEMM and sampling. A kernel of W FLOPs moving
+Q bytes of HBM traffic costs (:func:`kernel_cost`)
 
-    t = max(FLOPs / (peak · compute_efficiency), bytes / (bandwidth · bandwidth_efficiency), launch floor)
+    E_dyn = e_flop · W + e_hbm · Q                                  (J, the work it does)
+    t     = max(W / (peak · compute_efficiency), Q / (bandwidth · bandwidth_efficiency),
+                launch floor, E_dyn / (P_max − P_const))             (s)
+    E     = P_const · t + E_dyn
 
-and draws ``power_idle_w`` plus ``(power_max_w − power_idle_w)`` times the busy fraction of its binding
-resource (compute or HBM), i.e. E = P_idle · t + (P_max − P_idle) · max(t_compute, t_memory). Weights are
-streamed from HBM once per kernel per pass (shared by the whole batch); activations and the KV cache are
-read and written at the dtype's width (bf16: 2 bytes, fp8: 1 byte — weights, activations and KV cache).
-This is an upper-bound-on-speed, TDP-based energy model: ML.ENERGY's measurements run above it in J/token
-because real servers do not reach the roofline (see the estimator suite's anchors).
+— the energy roofline of Choi, Bedard, Fowler & Vuduc, "A roofline model of energy" (IPDPS 2013,
+doi:10.1109/IPDPS.2013.77): a constant power π0 while the machine runs, plus a fixed energy per operation
+and per byte moved. The last term of ``t`` is the board power limit: a kernel whose average power would
+exceed ``power_max_w`` runs at the limit instead (clocks drop; the work and its energy stay). So a
+memory-bound decode draws P_const + e_hbm · achieved bandwidth, well below TDP, and only compute-heavy
+kernels reach TDP. Weights are streamed from HBM once per GEMM per pass (shared by the whole batch); the
+input embedding is gathered (one row per fed token), never streamed; activations and the KV cache are read
+and written at the dtype's width (bf16: 2 bytes, fp8: 1 byte — weights, activations and KV cache). Every
+FLOP (tensor-core GEMMs and the few elementwise ones) is priced at the card's e_flop.
+
+The card's values and their sources: ``circuits/h100-sxm.toml``; their validation against ML.ENERGY's
+measurements: ``analogdiff validate-cards`` (``analogdiff.energy.validate``). e_flop is fitted to served
+decode (GEMMs of tens to hundreds of rows); a large GEMM (a diffusion pass over many positions) gets the same
+energy per FLOP, so at the 700 W limit it runs at (700 − 70) W / 1.616 pJ ≈ 390 TFLOP/s, 39% of dense peak.
+The one published timing of such passes, Fast-dLLM's LLaDA step on an A100 (a context row of
+validate-cards), agrees within 0.88–1.21× for prompts of 600–1,200 tokens; the roofline without the power
+limit was 2× too fast there.
 """
 from __future__ import annotations
 
@@ -26,15 +41,48 @@ BYTES = {"bf16": 2.0, "fp8": 1.0}
 CLASSES = ("linear", "attention", "elementwise", "lm_head", "sampling")
 
 
-def gpu_estimate_arrays(shape: ModelShape, hw: Hardware, work: Work, batch: int = 1) -> dict:
-    """Time (s) and energy (J) of ``batch`` sequences under ``work`` on GPU card ``hw``."""
-    g = hw.gpu
-    if g is None:
+def streamed_params(shape: ModelShape) -> int:
+    """Parameters a forward pass streams from HBM: every GEMM weight (the LM head included, tied or not),
+    bias and norm. The embeddings are not streamed: each fed token gathers one row of the token table (and
+    of learned positions)."""
+    return shape.weight_params() + shape.bias_params() + shape.norm_params()
+
+
+def weight_streaming_floor_s(shape: ModelShape, hw: Hardware) -> float:
+    """The time one forward pass needs at least: the streamed weights over peak HBM bandwidth, s."""
+    g = _gpu(hw)
+    return streamed_params(shape) * BYTES[g.dtype] / (g.hbm_bandwidth_tbs * 1e12)
+
+
+def kernel_cost(flops: np.ndarray, hbm_bytes: np.ndarray, *, peak_flops: float, bandwidth_bps: float,
+                launch_s: float, p_const_w: float, p_max_w: float, e_flop_j: float, e_byte_j: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Time (s) and dynamic energy (J) of kernels of ``flops`` FLOPs and ``hbm_bytes`` bytes (arrays of one
+    shape; a kernel with neither takes no time). Their total energy is ``p_const_w · t + e_dyn``."""
+    e_dyn = e_flop_j * flops + e_byte_j * hbm_bytes
+    t = np.maximum(np.maximum(flops / peak_flops, hbm_bytes / bandwidth_bps),
+                   np.maximum(launch_s, e_dyn / (p_max_w - p_const_w)))
+    active = (flops > 0) | (hbm_bytes > 0)
+    return np.where(active, t, 0.0), np.where(active, e_dyn, 0.0)
+
+
+def _gpu(hw: Hardware):
+    if hw.gpu is None:
         raise ConfigError(f"{hw.name}: not a GPU card (no [gpu] table)")
+    return hw.gpu
+
+
+def gpu_estimate_arrays(shape: ModelShape, hw: Hardware, work: Work, batch: int = 1) -> dict:
+    """Time (s) and energy (J) of ``batch`` sequences under ``work`` on GPU card ``hw``.
+
+    ``breakdown_j``: ``static`` (P_const × time) and the dynamic energy (FLOPs + HBM bytes) of each kernel
+    class (``CLASSES``)."""
+    g = _gpu(hw)
     wb = ab = BYTES[g.dtype]
-    peak = (g.peak_tflops_fp8 if g.dtype == "fp8" else g.peak_tflops_bf16) * 1e12 * g.compute_efficiency
+    fp8 = g.dtype == "fp8"
+    peak = (g.peak_tflops_fp8 if fp8 else g.peak_tflops_bf16) * 1e12 * g.compute_efficiency
+    e_flop_j = (g.e_flop_fp8_pj if fp8 else g.e_flop_bf16_pj) * 1e-12
     bw = g.hbm_bandwidth_tbs * 1e12 * g.bandwidth_efficiency
-    launch = g.kernel_launch_us * 1e-6
     s, d, hd = shape, shape.d_model, shape.head_dim
 
     kv_bytes = batch * work.context_needed * s.n_layers * 2 * s.n_kv_heads * hd * ab
@@ -86,15 +134,15 @@ def gpu_estimate_arrays(shape: ModelShape, hw: Hardware, work: Work, batch: int 
     dyn = {c: 0.0 for c in CLASSES}
     flops = hbm = kernels = 0.0
     for cls, count, f, b in ops:
-        f, b = f * one, b * one
-        active = (b > 0) | (f > 0)
-        t_c, t_m = f / peak, b / bw
-        t = np.where(active, np.maximum(np.maximum(t_c, t_m), launch), 0.0)
+        f, b = f * one, b * one                                # (F,) per kernel
+        t, e = kernel_cost(f, b, peak_flops=peak, bandwidth_bps=bw, launch_s=g.kernel_launch_us * 1e-6,
+                           p_const_w=g.power_const_w, p_max_w=g.power_max_w, e_flop_j=e_flop_j,
+                           e_byte_j=g.e_hbm_pj_per_byte * 1e-12)
         t_total += float((reps * count * t).sum())
-        dyn[cls] += float((reps * count * np.maximum(t_c, t_m)).sum()) * (g.power_max_w - g.power_idle_w)
+        dyn[cls] += float((reps * count * e).sum())
         flops += float((reps * count * f).sum())
         hbm += float((reps * count * b).sum())
-        kernels += float((reps * count * active).sum())
-    breakdown = {"idle": g.power_idle_w * t_total, **dyn}
+        kernels += float((reps * count * ((f > 0) | (b > 0))).sum())
+    breakdown = {"static": g.power_const_w * t_total, **dyn}
     return {"time_s": t_total, "breakdown_j": breakdown, "flops": flops, "hbm_bytes": hbm, "kernels": kernels,
             "hbm_needed_gb": need_gb}
