@@ -29,6 +29,8 @@ _EXPORTS = {
     "set_drift_time": "analogdiff.crossbar.layers",
     "AnalogLinear": "analogdiff.crossbar.layers",
     "mapping_report": "analogdiff.crossbar.report",
+    "save_programmed": "analogdiff.crossbar.state",
+    "load_programmed": "analogdiff.crossbar.state",
     # energy
     "estimate": "analogdiff.energy",
     "estimate_many": "analogdiff.energy",
