@@ -196,11 +196,11 @@ def _scan(x, bad, kmin, kmax):
 
 
 @numba.njit(parallel=True, error_model="numpy", cache=True)
-def _dac_encode(x, inv_range, dynamic, levels, out, sq, want_sq, row_scale, abs_sum, sq_sum, bad, kmin,
-                kmax):
+def _dac_encode(x, inv_range, dynamic, quantize, levels, out, sq, want_sq, row_scale, abs_sum, sq_sum, bad,
+                kmin, kmax):
     n_rows, k = x.shape
     n_tiles, width = out.shape[1], out.shape[3]
-    inv_levels = 1.0 / max(levels, 1)
+    inv_levels = 1.0 / levels
     for n in numba.prange(n_rows):
         lo, hi, nb = _KEY_MAX, _KEY_MIN, 0
         inv = inv_range
@@ -218,7 +218,7 @@ def _dac_encode(x, inv_range, dynamic, levels, out, sq, want_sq, row_scale, abs_
             q = sq[0, r, n] if want_sq else sq[0, 0, 0]
             c_end = min(width, k - r * width)
             xr = x[n, r * width:r * width + c_end]
-            if levels > 0:
+            if quantize:
                 for c in range(c_end):
                     xv = xr[c]
                     b = _f32_bits(xv)
@@ -251,7 +251,7 @@ def _dac_encode(x, inv_range, dynamic, levels, out, sq, want_sq, row_scale, abs_
             o[c_end:] = 0.0
             if want_sq:
                 q[c_end:] = 0.0
-        if levels > 0:
+        if quantize:
             abs_sum[n] = s_abs * inv_levels
             sq_sum[n] = s_sq * inv_levels * inv_levels
         else:
@@ -298,8 +298,9 @@ def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_sq
     n = x.shape[0]
     bad, kmin, kmax = np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(n, np.int32)
     row_scale = np.empty(n)
-    levels = dac.levels if dac.levels is not None else 0  # 0 inside the kernel: exact inputs
-    serial = dac.levels is not None and dac.bit_serial
+    quantize = dac.levels is not None  # False: no DAC, exact normalized inputs
+    levels = dac.levels if quantize else 1
+    serial = quantize and dac.bit_serial
     planes = torch.empty((dac.n_planes, n_tiles, n, width), dtype=torch.float32)
     squares = (torch.empty_like(planes) if want_squares
                else torch.empty((1, 1, 1, 1), dtype=torch.float32))
@@ -315,8 +316,10 @@ def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_sq
         _dac_encode_serial(x.numpy(), 1.0 / row_scale, levels, planes.numpy(), squares.numpy(),
                            want_squares, abs_sum, sq_sum)
     else:
-        _dac_encode(x.numpy(), 1.0 / x_range if x_range else 1.0, x_range is None, levels, planes.numpy(),
-                    squares.numpy(), want_squares, row_scale, abs_sum, sq_sum, bad, kmin, kmax)
+        _dac_encode(x.numpy(), inv_range=1.0 / x_range if x_range is not None else 1.0,
+                    dynamic=x_range is None, quantize=quantize, levels=levels, out=planes.numpy(),
+                    sq=squares.numpy(), want_sq=want_squares, row_scale=row_scale, abs_sum=abs_sum,
+                    sq_sum=sq_sum, bad=bad, kmin=kmin, kmax=kmax)
     if n == 0 or x.shape[1] == 0:
         lo = hi = 0.0
     elif bad.any():
