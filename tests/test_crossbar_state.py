@@ -136,7 +136,7 @@ def test_bad_files_are_one_line_errors(saved, tmp_path):
         (tmp_path / f"{name}.json").write_text(json.dumps(js_doc))
         return tmp_path / name
 
-    msg = _one_line_error(tmp_path / "absent", model_from_card, "no such file")
+    msg = _one_line_error(tmp_path / "absent", model_from_card, "does not exist")
     assert "absent.json" in msg
     p = copy_as("truncated", data[: len(data) // 2])
     assert "truncated.safetensors" in _one_line_error(p, model_from_card, "corrupt or truncated")
@@ -148,7 +148,7 @@ def test_bad_files_are_one_line_errors(saved, tmp_path):
     _one_line_error(p, model_from_card, "not a readable safetensors file")
     p = copy_as("badjson")
     (tmp_path / "badjson.json").write_text("{ nope")
-    _one_line_error(p, model_from_card, "badjson.json: not valid JSON")
+    _one_line_error(p, model_from_card, "badjson.json is not valid JSON")
     _one_line_error(copy_as("other", js_doc={**doc, "format": "x"}), model_from_card, "not a programmed")
     p = copy_as("badcard", js_doc={**doc, "hardware_toml": doc["hardware_toml"] + "\n[adc]\nbits = 0\n"})
     _one_line_error(p, model_from_card, "saved hardware card does not load")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import pathlib
 import tomllib
 from typing import Callable
@@ -36,6 +35,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, dump_hardware, hardware_from_dict
+from ..safe_io import atomic_write_bytes, load_tensors, read_json, write_json
 from .layers import AnalogLinear, analog_layers
 from .tile import Tile
 
@@ -49,12 +49,6 @@ def _paths(path) -> tuple[pathlib.Path, pathlib.Path]:
     if p.suffix in (".safetensors", ".json"):
         p = p.with_suffix("")
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
-
-
-def _write_atomic(path: pathlib.Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _digital_keys(amodel: nn.Module, analog: set[str]) -> list[str]:
@@ -108,39 +102,29 @@ def save_programmed(amodel: nn.Module, path) -> tuple[pathlib.Path, pathlib.Path
            "hardware_toml": dump_hardware(hw), "model_card": model_card, "layers": meta}
     st_path, js_path = _paths(path)
     st_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(st_path, data)
-    _write_atomic(js_path, (json.dumps(doc, indent=1) + "\n").encode())
+    atomic_write_bytes(st_path, data)
+    write_json(doc, js_path)
     return st_path, js_path
 
 
 def _read(path) -> tuple[dict, dict[str, torch.Tensor], pathlib.Path]:
     """The JSON document and the tensors, checked against each other; one-line ValueErrors."""
-    from safetensors.torch import load
-
     st_path, js_path = _paths(path)
-    for p in (js_path, st_path):
-        if not p.is_file():
-            raise ValueError(f"{p}: no such file (a programmed model is NAME.safetensors + NAME.json)")
-    try:
-        doc = json.loads(js_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{js_path}: not valid JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    doc = read_json(js_path, what="programmed-model description")
+    if doc.get("format") != FORMAT:
         raise ValueError(f"{js_path}: not a programmed analogdiff model (format must be '{FORMAT}')")
     if doc.get("version") != VERSION:
         raise ValueError(f"{js_path}: version {doc.get('version')!r} is not supported (this is {VERSION})")
     missing = [k for k in ("tensors_sha256", "hardware_toml", "layers") if k not in doc]
     if missing:
         raise ValueError(f"{js_path}: missing {', '.join(missing)}")
+    if not st_path.is_file():
+        raise ValueError(f"{st_path}: no such file (a programmed model is NAME.safetensors + NAME.json)")
     data = st_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != doc["tensors_sha256"]:
         raise ValueError(f"{st_path}: corrupt or truncated ({len(data)} bytes; its SHA-256 does not match "
                          f"{js_path.name})")
-    try:
-        tensors = load(data)
-    except Exception as e:  # safetensors raises several types for bad bytes
-        raise ValueError(f"{st_path}: not a readable safetensors file ({type(e).__name__})") from None
-    return doc, tensors, st_path
+    return doc, load_tensors(st_path)[0], st_path
 
 
 def _layer_meta(doc: dict, js_path: pathlib.Path) -> list[dict]:
