@@ -152,7 +152,7 @@ class Adc:
             self.gain, self.step = hh / fs, fs / hh  # (R, M) LSB per unit, unit per LSB
 
     @classmethod
-    def calibrated(cls, config: ADC, partial_sums: torch.Tensor, blocks: np.ndarray) -> "Adc":
+    def calibrated(cls, config: ADC, partial_sums: torch.Tensor | None, blocks: np.ndarray) -> "Adc":
         """Full scale per tile from noise-free partial sums (P, R, N, M): the card's ``range_percentile``
         of |y| over each physical tile's columns ``blocks`` (B, 3) [m0, m1, j0]; dynamic cards need none."""
         if config.output_range == "dynamic":
