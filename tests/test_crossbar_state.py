@@ -14,21 +14,13 @@ from torch import nn
 import analogdiff as ad
 from analogdiff.crossbar.layers import analogize, set_drift_time
 from analogdiff.crossbar.state import load_programmed, save_programmed
-from analogdiff.lm.checkpoint import model_from_card
-from analogdiff.lm.model import CharLM, Shape
-from analogdiff.lm.corpus import Vocab
+from analogdiff.lm.checkpoint import load_model, model_from_card
+from bench_fixtures import tiny_models
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMES_S = (0.0, 3600.0, 30 * 86400.0)
 # every programmed quantity on: programming and read noise, stuck devices, drift + compensation, wires
 CARD = {"tile.rows": 24, "tile.cols": 16, "device.stuck_on_fraction": 0.01, "device.stuck_off_fraction": 0.02}
-
-
-def _tiny_lm() -> CharLM:
-    vocab = Vocab()
-    shape = Shape(name="tiny-mdlm", vocab_size=vocab.size, n_layers=1, d_model=32, n_heads=2, n_kv_heads=2,
-                  d_ff=64, context_len=64)
-    return CharLM("mdlm", shape, vocab, card={"vocab": vocab.chars}, seed=5).eval()  # as load_model gives
 
 
 def _ids(n=3, t=20):
@@ -37,13 +29,14 @@ def _ids(n=3, t=20):
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    model, ids = _tiny_lm(), _ids()
+    tiny = tiny_models(tmp_path_factory.mktemp("models"))  # d_model 32, one block, untrained
+    model, ids = load_model(tiny["mdlm"]), _ids()
     am = analogize(model, ad.load_hardware("pcm-ibm", CARD), seed=7, calibration=ids)
     set_drift_time(am, 60.0)
     am(ids)  # the noise stream moves on: the file keeps where it is
     path = tmp_path_factory.mktemp("prog") / "tiny-pcm"
     save_programmed(am, path)
-    return am, path, ids
+    return am, path, ids, tiny
 
 
 def _outputs(am, ids) -> list[torch.Tensor]:
@@ -55,7 +48,7 @@ def _outputs(am, ids) -> list[torch.Tensor]:
 
 
 def test_round_trip_is_bit_identical_at_every_drift_time(saved):
-    am, path, ids = saved
+    am, path, ids, _ = saved
     loaded = load_programmed(path, model_from_card)  # built from the saved model card
     assert loaded.card == am.card
     for a, b in zip(_outputs(am, ids), _outputs(loaded, ids)):
@@ -66,7 +59,7 @@ def test_round_trip_is_bit_identical_at_every_drift_time(saved):
 
 
 def test_a_later_process_gets_the_same_bytes(saved, tmp_path):
-    am, path, ids = saved
+    am, path, ids, _ = saved
     script = tmp_path / "load.py"
     script.write_text(f"""
 import hashlib, sys, torch
@@ -127,7 +120,7 @@ def _one_line_error(path, model, match):
 
 
 def test_bad_files_are_one_line_errors(saved, tmp_path):
-    am, path, ids = saved
+    am, path, ids, _ = saved
     st, js = path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
     data, doc = st.read_bytes(), json.loads(js.read_text())
 
@@ -152,7 +145,7 @@ def test_bad_files_are_one_line_errors(saved, tmp_path):
     _one_line_error(copy_as("other", js_doc={**doc, "format": "x"}), model_from_card, "not a programmed")
     p = copy_as("badcard", js_doc={**doc, "hardware_toml": doc["hardware_toml"] + "\n[adc]\nbits = 0\n"})
     _one_line_error(p, model_from_card, "saved hardware card does not load")
-    wrong = CharLM("mdlm", Shape(name="w", vocab_size=Vocab().size, n_layers=1, d_model=16, n_heads=2,
-                                 n_kv_heads=2, d_ff=64, context_len=64))
-    _one_line_error(path, wrong, "is 32→96 in the file but 16→48 in the model")
+    wrong = load_model(saved[3]["mdlm"])
+    wrong.backbone.head = nn.Linear(32, 7)  # another vocabulary size
+    _one_line_error(path, wrong, "'backbone.head' is 32→.* in the file but 32→7 in the model")
     _one_line_error(path, nn.Sequential(nn.Linear(3, 3)), "does not match the saved layers")
