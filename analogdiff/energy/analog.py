@@ -10,6 +10,7 @@ The per-MVM physics is in :mod:`analogdiff.energy.kernels`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
