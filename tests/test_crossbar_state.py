@@ -104,6 +104,21 @@ def test_round_trip_of_an_mlp_without_a_card(tmp_path, overrides):
     assert isinstance(mlp[0], nn.Linear)  # the architecture passed in is not changed
 
 
+def test_a_conv_net_round_trips(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, groups=2),  # 2 matrices
+                        nn.Flatten(), nn.Linear(6 * 4 * 4, 5)).requires_grad_(False)
+    x = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(1))
+    am = analogize(net, ad.load_hardware("pcm-ibm", CARD), seed=4, calibration=x)
+    save_programmed(am, tmp_path / "net")
+    loaded = load_programmed(tmp_path / "net", net)
+    for t in TIMES_S:
+        set_drift_time(am, t)
+        set_drift_time(loaded, t)
+        assert torch.equal(am(x), loaded(x))
+    _one_line_error(tmp_path / "net", nn.Sequential(nn.Linear(3, 3)), "convolutions")
+
+
 def test_a_single_linear_round_trips(tmp_path):
     lin = nn.Linear(20, 10).requires_grad_(False)
     x = torch.randn(5, 20, generator=torch.Generator().manual_seed(3))

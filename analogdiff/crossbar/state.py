@@ -13,8 +13,9 @@ Files (nothing is pickled):
   stream (``read_gen_state``); ``digital/<key>`` for every other entry of the model's ``state_dict``
   (embeddings, norms, ...).
 * ``NAME.json``: the format, the SHA-256 of the tensor file, the hardware card as TOML text, the model
-  card (``amodel.card`` when the model has one, e.g. ``CharLM``), and per analog layer its name, seeds,
-  shape, tiling, calibrated DAC range, read-noise rank and current drift time.
+  card (``amodel.card`` when the model has one, e.g. ``CharLM``), per analog matrix (an ``AnalogLinear``;
+  a convolution has one per group) its name, seeds, shape, tiling, calibrated DAC range, read-noise rank
+  and current drift time, and the names of the analog convolutions.
 
 ``load_programmed`` needs the digital architecture (``crossbar`` knows nothing about language models): an
 ``nn.Module`` of the same structure, e.g. ``lm.checkpoint.model_from_card(card)``, or a callable that builds
@@ -36,6 +37,7 @@ from torch import nn
 
 from ..config import ConfigError, dump_hardware, hardware_from_dict
 from ..safe_io import atomic_write_bytes, load_tensors, read_json, write_json
+from .conv import AnalogConv, ConvGeometry
 from .layers import AnalogLinear, analog_layers
 from .tile import Tile
 
@@ -98,8 +100,9 @@ def save_programmed(amodel: nn.Module, path) -> tuple[pathlib.Path, pathlib.Path
         tensors["digital/" + key] = state[key]
     data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
                 metadata={"format": FORMAT})
+    convs = [n for n, m in amodel.named_modules() if isinstance(m, AnalogConv)]
     doc = {"format": FORMAT, "version": VERSION, "tensors_sha256": hashlib.sha256(data).hexdigest(),
-           "hardware_toml": dump_hardware(hw), "model_card": model_card, "layers": meta}
+           "hardware_toml": dump_hardware(hw), "model_card": model_card, "layers": meta, "convs": convs}
     st_path, js_path = _paths(path)
     st_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(st_path, data)
@@ -161,6 +164,7 @@ def load_programmed(path, model: nn.Module | Callable[[dict | None], nn.Module])
     if not isinstance(base, nn.Module):
         raise ValueError(f"{js_path}: model must be an nn.Module or build one from the model card")
     amodel = copy.deepcopy(base)
+    _conv_shells(amodel, doc.get("convs", []), js_path)
 
     def tensor(key: str, required: bool = True) -> torch.Tensor | None:
         if key not in tensors and required:
@@ -202,6 +206,25 @@ def load_programmed(path, model: nn.Module | Callable[[dict | None], nn.Module])
         setattr(amodel.get_submodule(parent_name) if parent_name else amodel, child, layer)
     _load_digital(amodel, tensors, saved, st_path)
     return amodel
+
+
+def _conv_shells(amodel: nn.Module, convs: list, js_path: pathlib.Path) -> None:
+    """Replace the saved convolutions of the digital architecture by ``AnalogConv`` shells whose
+    ``matrices`` are placeholder ``nn.Linear`` (one per group), restored like any other analog layer."""
+    have = {n for n, m in amodel.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))}
+    if not isinstance(convs, list) or set(convs) != have:
+        raise ValueError(f"{js_path}: the model's convolutions {sorted(have)[:3]} do not match the saved ones "
+                         f"{sorted(convs)[:3] if isinstance(convs, list) else convs!r}")
+    for name in convs:
+        conv = amodel.get_submodule(name)
+        shell = AnalogConv.__new__(AnalogConv)
+        nn.Module.__init__(shell)
+        shell.name, shell.geometry = name, ConvGeometry.of(conv, name)
+        g = shell.geometry
+        shell.matrices = nn.ModuleList(nn.Linear(g.in_features, g.out_features, bias=conv.bias is not None)
+                                       for _ in range(g.groups))
+        parent_name, _, child = name.rpartition(".")
+        setattr(amodel.get_submodule(parent_name) if parent_name else amodel, child, shell)
 
 
 def _load_digital(amodel: nn.Module, tensors: dict[str, torch.Tensor], analog: set[str],
