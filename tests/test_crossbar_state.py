@@ -85,6 +85,13 @@ print(h.hexdigest())
     assert res.stdout.strip() == h.hexdigest()
 
 
+def _same_at_every_drift_time(am, loaded, x):
+    for t in TIMES_S:
+        set_drift_time(am, t)
+        set_drift_time(loaded, t)
+        assert torch.equal(am(x), loaded(x))
+
+
 @pytest.mark.parametrize("overrides", [{"adc.output_range": "dynamic", "dac.input_range": "dynamic"},
                                        {"adc": None, "drift.model": "rram-wan2022", "wire": None},
                                        {"dac.bit_serial": True, "dac.bits": 4, "tile.bit_slices": 2}])
@@ -96,11 +103,7 @@ def test_round_trip_of_an_mlp_without_a_card(tmp_path, overrides):
         warnings.simplefilter("ignore")
         am = analogize(mlp, ad.load_hardware("pcm-ibm", {**CARD, **overrides}), seed=1, calibration=x)
     save_programmed(am, tmp_path / "mlp.safetensors")
-    loaded = load_programmed(tmp_path / "mlp", mlp)
-    for t in TIMES_S:
-        set_drift_time(am, t)
-        set_drift_time(loaded, t)
-        assert torch.equal(am(x), loaded(x))
+    _same_at_every_drift_time(am, load_programmed(tmp_path / "mlp", mlp), x)
     assert isinstance(mlp[0], nn.Linear)  # the architecture passed in is not changed
 
 
@@ -111,11 +114,7 @@ def test_a_conv_net_round_trips(tmp_path):
     x = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(1))
     am = analogize(net, ad.load_hardware("pcm-ibm", CARD), seed=4, calibration=x)
     save_programmed(am, tmp_path / "net")
-    loaded = load_programmed(tmp_path / "net", net)
-    for t in TIMES_S:
-        set_drift_time(am, t)
-        set_drift_time(loaded, t)
-        assert torch.equal(am(x), loaded(x))
+    _same_at_every_drift_time(am, load_programmed(tmp_path / "net", net), x)
     _one_line_error(tmp_path / "net", nn.Sequential(nn.Linear(3, 3)), "convolutions")
 
 
