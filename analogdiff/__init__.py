@@ -30,6 +30,8 @@ _EXPORTS = {
     "collect_stats": "analogdiff.crossbar.layers",
     "AnalogLinear": "analogdiff.crossbar.layers",
     "mapping_report": "analogdiff.crossbar.report",
+    "save_programmed": "analogdiff.crossbar.state",
+    "load_programmed": "analogdiff.crossbar.state",
     # one experiment (program → drift → measure → price the run's own trace)
     "Experiment": "analogdiff.bench.experiment",
     "Score": "analogdiff.bench.experiment",

@@ -2,7 +2,8 @@
 
 A card is a TOML file whose tables are the components below (``[device]``, ``[adc]``, ...).
 A table that is absent is a component that is off (``None``); there are no sentinel numbers.
-The same card drives the crossbar error model and the energy estimator.
+The same card drives the crossbar error model and the energy estimator. This module is the schema only:
+the converters' energy and time laws live in ``analogdiff.energy.converters``.
 
     hw = load_hardware("pcm-ibm", overrides={"adc.bits": 6, "wire": None})
 """
@@ -223,8 +224,9 @@ class DAC(_Component):
         "larger inputs clip).", 100.0, lo=50.0, hi=100.0)
     e_conv_pj: float = _f("Energy per conversion (per row per input, or per bit if bit-serial), pJ.",
                           lo=0.0)
-    t_conv_ns: float = _f("Time to apply one input (one bit if bit-serial; whole pulse for pwm), ns.",
-                          lo=0.0)
+    t_conv_ns: float = _f(
+        "Time to apply one input (amplitude), one bit (bit-serial), or one pulse slot (pwm: the PWM clock "
+        "period; an input's window is 2^(bits-1) slots), ns.", lo=0.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,7 +254,13 @@ class ADC(_Component):
     walden_fom_fj: float | None = _f("Walden figure of merit, fJ per conversion step.", None, lo=0.0)
     schreier_fom_db: float | None = _f("Schreier figure of merit (SNDR + 10·log10(BW/P)), dB.", None,
                                        lo=100.0, hi=220.0)
-    t_conv_ns: float = _f("Time for one conversion, ns.", lo=0.0)
+    t_conv_ns: float = _f(
+        "Time of one conversion ('fixed'), of one bit cycle ('sar') or of one count step ('ramp'), ns.",
+        lo=0.0)
+    time_model: Literal["fixed", "sar", "ramp"] = _f(
+        "How conversion time follows bits: 'fixed' (t_conv_ns at any resolution), 'sar' (successive "
+        "approximation: bits cycles of t_conv_ns) or 'ramp' (counting/integrating: 2^bits steps of "
+        "t_conv_ns).", "fixed")
 
     def validate(self) -> None:
         need = {"table": "e_conv_pj_by_bits", "walden": "walden_fom_fj",
@@ -264,34 +272,6 @@ class ADC(_Component):
                 if not key.isdigit():
                     raise ConfigError(f"adc.e_conv_pj_by_bits: key {key!r} must be a bit count")
 
-    @property
-    def e_conv_pj(self) -> float:
-        """Energy of one conversion at ``bits``, pJ."""
-        return adc_energy_pj(self, self.bits)
-
-
-def adc_energy_pj(adc: ADC, bits: int) -> float:
-    """Energy of one conversion of ``adc`` at resolution ``bits`` (pJ).
-
-    table: linear interpolation between listed resolutions, geometric (×2 per bit, Walden) beyond them.
-    walden: E = FoM_W · 2^bits.  schreier: P/fs with fs = 2·BW, SNDR = 6.02·bits + 1.76 dB:
-    E = 10^((SNDR - FoM_S) / 10) / 2 (J).
-    """
-    if adc.energy_model == "walden":
-        return adc.walden_fom_fj * 2.0 ** bits * 1e-3
-    if adc.energy_model == "schreier":
-        sndr_db = 6.02 * bits + 1.76
-        return 10.0 ** ((sndr_db - adc.schreier_fom_db) / 10.0) / 2.0 * 1e12
-    table = sorted((int(k), v) for k, v in adc.e_conv_pj_by_bits.items())
-    xs = [b for b, _ in table]
-    if bits <= xs[0]:
-        return table[0][1] * 2.0 ** (bits - xs[0])
-    if bits >= xs[-1]:
-        return table[-1][1] * 2.0 ** (bits - xs[-1])
-    for (b0, e0), (b1, e1) in zip(table, table[1:]):
-        if b0 <= bits <= b1:
-            return e0 + (e1 - e0) * (bits - b0) / (b1 - b0)
-    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True, kw_only=True)

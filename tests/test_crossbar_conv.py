@@ -109,7 +109,7 @@ def test_calibration_records_patches_and_seeds_are_reproducible():
     hw = ad.load_hardware("pcm-ibm", overrides={"wire": None, "dac.range_percentile": 100.0})
     a = analogize(conv, hw, seed=3, calibration=x)
     m = a.matrices[0]
-    assert m.calibrated and m.x_range == pytest.approx(float(x.abs().max()))  # padding adds zeros only
+    assert m.calibrated and m.dac.x_range == pytest.approx(float(x.abs().max()))  # padding adds zeros only
     set_drift_time(a, 3600.0)
     b = analogize(conv, hw, seed=3, calibration=x)
     set_drift_time(b, 3600.0)

@@ -42,22 +42,34 @@ def test_calibrated_range_percentile():
     assert cv.calibrated_range(-v, 99.0) == 990.0
 
 
-def test_binders_take_their_own_config():
-    hw = load_hardware("pcm-ibm")
+def test_converters_own_levels_planes_and_full_scale():
+    hw = load_hardware("pcm-ibm", overrides={"dac.bits": 4, "dac.bit_serial": True})
     dac = cv.Dac(hw.dac, x_range=2.0)
-    q, s = dac.encode(torch.tensor([[3.0, -1.0, 0.5]]))
-    assert torch.allclose(q * s, torch.tensor([[2.0, -1.0, 0.5]]), atol=2.0 / 127)
-    adc = cv.Adc(hw.adc, full_scale=1.0)
-    assert adc.convert(torch.tensor([0.3, 5.0]))[1].tolist() == [False, True]
-    with pytest.raises(ValueError):
-        cv.Dac(hw.dac, x_range=None)
+    assert (dac.levels, dac.n_planes) == (7, 3)
+    np.testing.assert_array_equal(dac.plane_weights, [1 / 7, 2 / 7, 4 / 7])
+    x = torch.tensor([[3.0, -1.0, 0.5]])
+    planes = dac.encode(x, 1, 3)["planes"][:, 0]                       # (P, N, width)
+    assert torch.allclose((planes * torch.tensor(dac.plane_weights, dtype=torch.float32)[:, None, None]).sum(0)
+                          * 2.0, torch.tensor([[2.0, -1.0, 0.5]]), atol=2.0 / 7 / 2 + 1e-6)
+    assert cv.Dac(None, None).levels is None                           # no DAC: exact inputs
+    assert cv.Dac.calibrated(hw.dac, torch.arange(1.0, 101.0)[:, None]).x_range == 100.0
+    assert cv.Dac.calibrated(load_hardware("pcm-ibm", {"dac.input_range": "dynamic"}).dac,
+                             torch.ones(4, 3)).x_range is None
+    with pytest.raises(ValueError, match="x_range"):
+        cv.Dac(hw.dac, x_range=0.0)
+    adc = cv.Adc(hw.adc, full_scale=np.full((1, 2), 2.0))
+    assert adc.half == 127 and np.allclose(adc.gain, 127 / 2.0) and np.allclose(adc.step, 2.0 / 127)
+    with pytest.raises(ValueError, match="full_scale"):
+        cv.Adc(hw.adc, None)
+    assert cv.Adc(load_hardware("pcm-ibm", {"adc.output_range": "dynamic"}).adc, None).gain is None
 
 
 def test_counter_normals_twin_is_bit_exact_and_gaussian():
     y = torch.zeros(1, 1, 7, 9)
     var = torch.ones(1, 1, 7, 9)
-    res = kernels.adc_accumulate(y, var, np.ones(1), 1234, 1, None, np.ones((1, 9)), np.ones(7), None, 9,
-                                 np.array([[0, 9, 0]]), None)
+    res = kernels.adc_accumulate(y, adc=None, var=var, plane_weights=np.ones(1), keys=(1234, 1),
+                                 factor=np.ones((1, 9)), row_scale=np.ones(7), bias=None, n_out=9,
+                                 blocks=np.array([[0, 9, 0]]))
     assert np.array_equal(res["out"].numpy(), kernels.counter_normals(1234, 7, 9))
     z = kernels.counter_normals(99, 400, 1001).astype(np.float64).ravel()
     assert abs(z.mean()) < 0.005 and abs(z.std() - 1) < 0.005
@@ -69,8 +81,10 @@ def test_counter_normals_twin_is_bit_exact_and_gaussian():
                                                  (2.0, 4, True)])
 def test_dac_kernel_matches_twin(x_range, bits, serial):
     x = torch.randn(33, 70, generator=torch.Generator().manual_seed(1))
-    enc = kernels.dac_encode(x, x_range, bits, serial, 3, 32, True)
-    ref = kernels.dac_encode_ref(x, x_range, bits, serial, 3, 32)
+    card = None if bits is None else load_hardware("pcm-ibm", {"dac.bits": bits, "dac.bit_serial": serial}).dac
+    dac = cv.Dac(card, x_range)
+    enc = dac.encode(x, 3, 32, want_squares=True)
+    ref = kernels.dac_encode_ref(x, dac, n_tiles=3, width=32)
     assert torch.allclose(enc["planes"], ref, atol=1e-6)
     assert torch.allclose(enc["squares"], ref * ref, atol=1e-6)
     assert enc["lo"] == float(x.min()) and enc["hi"] == float(x.max())
@@ -79,7 +93,7 @@ def test_dac_kernel_matches_twin(x_range, bits, serial):
 def test_dac_kernel_flags_non_finite():
     x = torch.randn(4, 5)
     x[2, 3] = float("inf")
-    enc = kernels.dac_encode(x, 1.0, 8, False, 1, 5, False)
+    enc = cv.Dac(load_hardware("pcm-ibm").dac, 1.0).encode(x, 1, 5)
     assert np.isnan(enc["lo"]) and np.isnan(enc["hi"])
 
 
@@ -95,13 +109,18 @@ def test_adc_kernel_matches_twin(cfg):
     var = torch.rand(p, r, n, m, generator=gen) * 0.1 if cfg.get("var") else None
     blocks = np.array([[k * n_out + c, k * n_out + min(c + 8, n_out), c]
                        for k in range(slices) for c in range(0, n_out, 8)])
-    args = dict(plane_w=np.array([1.0, 0.5]), key_read=11, key_adc=12,
-                full_scale=np.random.default_rng(0).uniform(1, 3, (r, m)),
+    if cfg.get("adc_bits") is None:
+        adc = None
+    else:
+        card = load_hardware("pcm-ibm", {"adc.bits": cfg["adc_bits"], "adc.noise_lsb": cfg.get("noise_lsb", 0.0),
+                                         "adc.s_curve": cfg.get("s_curve"),
+                                         "adc.output_range": "dynamic" if cfg.get("dynamic") else "calibrated"}).adc
+        adc = cv.Adc(card, np.random.default_rng(0).uniform(1, 3, (r, m)))
+    args = dict(adc=adc, plane_weights=np.array([1.0, 0.5]), keys=(11, 12),
                 factor=np.random.default_rng(1).uniform(0.5, 1.5, (r, m)),
                 row_scale=np.random.default_rng(2).uniform(0.5, 2, n), bias=torch.randn(n_out, generator=gen),
-                n_out=n_out, blocks=blocks, adc_bits=cfg.get("adc_bits"), noise_lsb=cfg.get("noise_lsb", 0.0),
-                s_curve=cfg.get("s_curve"), dynamic=cfg.get("dynamic", False))
-    got = kernels.adc_accumulate(y, var, **args)
-    ref = kernels.adc_accumulate_ref(y, var, **args)
+                n_out=n_out, blocks=blocks)
+    got = kernels.adc_accumulate(y, var=var, **args)
+    ref = kernels.adc_accumulate_ref(y, var=var, **args)
     assert torch.allclose(got["out"].double(), ref, rtol=1e-5, atol=1e-5)
     assert got["lo"] == float(got["out"].min()) and got["hi"] == float(got["out"].max())

@@ -182,10 +182,10 @@ def test_calibration_forms_and_fallback_warning():
     b = analogize(mlp, hw, calibration=lambda m: m(x))
     c = analogize(mlp, hw, calibration=[x[:32], x[32:]])
     assert torch.equal(a(x), b(x)) and torch.equal(a(x), c(x))
-    assert a[0].x_range == pytest.approx(float(x.abs().max()))
+    assert a[0].dac.x_range == pytest.approx(float(x.abs().max()))
     with pytest.warns(UserWarning, match="calibration"):
         d = analogize(mlp, hw)
-    assert d[0].x_range is None  # dynamic per-vector ranges
+    assert d[0].dac.x_range is None  # dynamic per-vector ranges
     err = float((d(x) - mlp(x)).std() / mlp(x).std())
     assert err < 0.2
 

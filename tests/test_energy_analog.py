@@ -25,7 +25,7 @@ read_voltage_v = 0.5
 bits = 8
 mode = "pwm"
 e_conv_pj = 1.0
-t_conv_ns = 100.0
+t_conv_ns = 0.78125
 [adc]
 bits = 8
 energy_model = "table"
@@ -72,7 +72,8 @@ DECODE = Diffusion(steps=2, seq_len=4)
 #   SRAM outside the MVMs: K,V written 8 × 2 × 2 × 4 = 128, read 32 pairs × 16 = 512, embeddings 8 × 8 = 64
 #     → 704 elements × 8 bits × 0.01 pJ = 56.32
 #   SRAM of the MVMs: 8 × [(8+24) + (8+8) + (8+16) + (16+8) + (8+4)] = 864 elements × 8 × 0.01 = 69.12
-# Array: V² Ḡ t = 0.25 V² × 2 µS × 50 ns = 0.025 pJ per device per read, × PWM duty 0.5 = 0.0125 pJ;
+# Array: a device conducts for the PWM window 2^7 slots × 0.78125 ns = 100 ns (not t_integrate = 50 ns):
+#   V² Ḡ t = 0.25 V² × 2 µS × 100 ns = 0.05 pJ per device per read, × PWM duty 0.5 = 0.025 pJ;
 #   devices read per MVM = 2 · slices · in · out; Σ 8 MVMs × in · out = 8 × (192 + 64 + 128 + 128 + 32) = 4352
 DIGITAL_PJ = {"attention": 640.0, "norm_elementwise": 576.0 + 1280.0, "sampling": 160.0}
 
@@ -99,15 +100,15 @@ def test_one_layer_on_one_tile_by_hand(tmp_path, backend):
     # DAC: one conversion per input row per MVM: 8 × (8 + 8 + 8 + 16 + 8) = 384 × 1 pJ
     # ADC: one per output column per MVM:      8 × (24 + 8 + 16 + 8 + 4) = 480 × 2 pJ = 960
     # periphery: 480 column reads × (0.1 + 0.2) pJ = 144; no shift-add (1 slice, 1 cycle), no accumulation (r = 1)
-    # array: 4352 × 2 devices × 0.0125 pJ = 108.8
+    # array: 4352 × 2 devices × 0.025 pJ = 217.6
     # NoC: input to c = 1 tile column, outputs from r = 1 row tile: 864 elements × 8 bits × 1 hop × 0.02 = 138.24
     assert r.counts["dac_conversions"] == 384 and r.counts["adc_conversions"] == 480
     assert r.counts["mvms"] == 40 and r.counts["shift_adds"] == 0 and r.counts["accumulations"] == 0
     assert r.tiles == 5 and r.counts["token_forwards"] == 8 and r.counts["attention_pairs"] == 32
-    assert_breakdown(r, {"dac": 384.0, "adc": 960.0, "periphery": 144.0, "array": 108.8,
+    assert_breakdown(r, {"dac": 384.0, "adc": 960.0, "periphery": 144.0, "array": 217.6,
                          "sram": 69.12 + 56.32, "noc": 138.24, **DIGITAL_PJ})
-    assert r.energy_per_token_j * 1e12 == pytest.approx(4516.48 / 4)
-    # Latency, one pass of 4 positions (ns): every MVM = max(DAC 100, integrate 50) + min(4 cols/ADC, outputs) × 1
+    assert r.energy_per_token_j * 1e12 == pytest.approx(4625.28 / 4)
+    # Latency, one pass of 4 positions (ns): every MVM = max(PWM window 100, integrate 50) + min(4 cols/ADC, outputs) × 1
     #   = 104; NoC = in × 8 bits / 8 Gbit/s = in ns; digital at 1 op/ns.
     # block: norms 2·8 + residual 16 + GELU 16 = 48 ops; latencies 48 + (104+8) × 3 + (104+16) = 504;
     #   slowest interval 104; attention 16 pairs × (4·2·4 + 2) = 544 → 504 + 3 × 104 + 544 = 1360
@@ -125,12 +126,12 @@ def test_one_layer_on_several_tiles_by_hand(tmp_path, backend):
     # column reads (r × out × 2 slices): 8 × (96 + 32 + 64 + 64 + 16) = 2176 → ADC 2176 × 2 pJ = 4352
     # periphery: 2176 × (0.1 + 0.2) + 2176 shift-adds × 0.3 + accumulations 8 × (24 + 8 + 16 + 24 + 4) = 608 × 0.4
     #   = 652.8 + 652.8 + 243.2 = 1548.8
-    # array: two slices double the devices: 4352 × 4 × 0.0125 = 217.6
+    # array: two slices double the devices: 4352 × 4 × 0.025 = 435.2
     # NoC (in × c + out × r per MVM): 8 × (48+48 + 16+16 + 32+32 + 32+32 + 8+8) = 2176 × 8 bits × 0.02 = 348.16
     assert r.tiles == 34
     assert (r.counts["dac_conversions"], r.counts["adc_conversions"]) == (1088, 2176)
     assert (r.counts["shift_adds"], r.counts["accumulations"]) == (2176, 608)
-    assert_breakdown(r, {"dac": 1088.0, "adc": 4352.0, "periphery": 1548.8, "array": 217.6,
+    assert_breakdown(r, {"dac": 1088.0, "adc": 4352.0, "periphery": 1548.8, "array": 435.2,
                          "sram": 69.12 + 56.32, "noc": 348.16, **DIGITAL_PJ})
     assert r.extras["tile_utilization"] == pytest.approx(
         2 * (192 + 64 + 128 + 128 + 32) / (34 * 4 * 8))
@@ -141,7 +142,7 @@ def test_bit_serial_counts_a_conversion_per_magnitude_bit(tmp_path):
                                                                "dac.mode": "amplitude"})
     r = estimate(TINY, hw, decode=DECODE)
     # 4-bit signed inputs: 3 magnitude cycles (sign = pulse polarity): DAC 384 × 3, column reads 480 × 3,
-    # every column read shift-added; MVM time 3 × (100 + 4) ns
+    # every column read shift-added; MVM time 3 × (max(DAC 0.78, integrate 50) + 4) ns
     assert (r.counts["dac_conversions"], r.counts["adc_conversions"], r.counts["shift_adds"]) == (1152, 1440, 1440)
     # expected 1 bits over 3 magnitude bits of half-normal |x| with mean 0.5 (Monte Carlo below)
     rng = np.random.default_rng(0)

@@ -1,8 +1,10 @@
 """DAC (row drivers) and ADC (column readout).
 
-Pure functions on tensors, and two thin binders: ``Dac(config, x_range)`` and ``Adc(config, full_scale)``
-each get only their own card component and the range they must cover (STYLE 5). These are the reference
-implementations; ``kernels.py`` fuses the same arithmetic for speed and is tested against them.
+Pure functions on tensors — the reference implementations that ``kernels.py``'s fused numba passes are
+tested against — and the two objects a layer holds: ``Dac(config, x_range)`` and ``Adc(config,
+full_scale)``, each built once from only its own card component and the range it must cover (STYLE 5),
+owning its levels, plane weights and full scale, and calling the fused kernels. Their energy and time
+laws are in ``analogdiff.energy.converters``.
 
 DAC, ``bits`` b with the sign included: inputs are normalized by the range (static: calibrated per layer;
 dynamic: abs-max of each input vector), clipped to [-1, 1] and rounded to the L = 2^(b-1) - 1 magnitude
@@ -20,9 +22,13 @@ Full scale: calibrated per tile from data, or ``dynamic`` (per vector and tile, 
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 from ..config import ADC, DAC
+from . import kernels
 
 
 def dac_half_levels(bits: int) -> int:
@@ -89,37 +95,71 @@ def adc_quantize(y: torch.Tensor, full_scale: torch.Tensor | float, bits: int, n
 
 
 class Dac:
-    """A layer's row drivers: its ``DAC`` card and, for static ranges, the calibrated input range."""
+    """A layer's row drivers, built once from the ``DAC`` card (None = no DAC: exact normalized inputs) and
+    the input range they cover. Owns the level count L, the bit-serial planes and their weights, and the
+    full scale; ``encode`` runs the fused kernel (``kernels.dac_encode``).
 
-    def __init__(self, config: DAC, x_range: float | None):
-        if config.input_range == "static" and (x_range is None or not x_range > 0):
-            raise ValueError("Dac: a static input range needs a calibrated x_range > 0")
+    ``x_range``: the static full scale of the inputs, or None for each vector's abs-max (a ``dynamic``
+    card, or no calibration data; see ``layers``).
+    """
+
+    def __init__(self, config: DAC | None, x_range: float | None):
+        if x_range is not None and not (math.isfinite(x_range) and x_range > 0):
+            raise ValueError(f"Dac: x_range must be a finite number > 0 or None (per vector), got {x_range}")
         self.config, self.x_range = config, x_range
+        self.bits = config.bits if config is not None else None
+        self.levels = dac_half_levels(self.bits) if config is not None else None  # L, None = exact
+        self.bit_serial = bool(config is not None and config.bit_serial)
+        self.n_planes = max(self.bits - 1, 1) if self.bit_serial else 1
+        # x_q = Σ_p weight_p · plane_p, weight_p = 2^p / L (``dac_bit_planes``)
+        self.plane_weights = (np.array([2.0 ** p / self.levels for p in range(self.n_planes)])
+                              if self.n_planes > 1 else np.ones(1))
 
-    def scale(self, x: torch.Tensor) -> torch.Tensor:
-        """Full scale per input vector (..., 1): the static range or each vector's abs-max."""
-        if self.config.input_range == "static":
-            return torch.full((*x.shape[:-1], 1), self.x_range, dtype=x.dtype)
-        return x.abs().amax(dim=-1, keepdim=True).clamp(min=torch.finfo(x.dtype).tiny)
+    @classmethod
+    def calibrated(cls, config: DAC | None, x_calib: torch.Tensor | None) -> "Dac":
+        """The row drivers of a layer whose recorded inputs are ``x_calib`` (N, in), or None (no data).
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (..., in) → (normalized DAC levels in [-1, 1], full scale (..., 1))."""
-        s = self.scale(x)
-        return dac_quantize(x / s, self.config.bits), s
+        Static range: the card's ``range_percentile`` of |x| (abs-max without a DAC); dynamic cards, no
+        data, or all-zero data: each vector's abs-max."""
+        if x_calib is None or (config is not None and config.input_range == "dynamic"):
+            return cls(config, None)
+        x_range = calibrated_range(x_calib, config.range_percentile if config is not None else 100.0)
+        return cls(config, x_range if x_range > 0 else None)
+
+    def encode(self, x: torch.Tensor, n_tiles: int, width: int, want_squares: bool = False) -> dict:
+        """x (N, in) → the tiles' inputs; see ``kernels.dac_encode``."""
+        return kernels.dac_encode(x, self, n_tiles=n_tiles, width=width, want_squares=want_squares)
 
 
 class Adc:
-    """A tile's column ADCs: their ``ADC`` card and the full scale they cover (calibrated)."""
+    """A layer's column ADCs, built once from the ``ADC`` card and the full scale they cover: (R, M) per
+    row tile and layer-matrix column (calibrated), or None for a ``dynamic`` card (per vector and tile).
+    Owns the steps H each side of zero and the gain (LSB per unit) and step (unit per LSB) of each
+    column; ``kernels.adc_accumulate(..., adc=...)`` converts with them."""
 
-    def __init__(self, config: ADC, full_scale: torch.Tensor | float | None):
-        if config.output_range == "calibrated" and full_scale is None:
+    def __init__(self, config: ADC, full_scale: np.ndarray | None):
+        self.config = config
+        self.bits, self.half = config.bits, adc_half_levels(config.bits)
+        self.dynamic = config.output_range == "dynamic"
+        self.noise_lsb, self.s_curve = config.noise_lsb, config.s_curve
+        if not self.dynamic and full_scale is None:
             raise ValueError("Adc: a calibrated output range needs full_scale")
-        self.config, self.full_scale = config, full_scale
+        self.full_scale = None if self.dynamic else np.asarray(full_scale, np.float64)  # (R, M)
+        self.gain = self.step = None
+        if not self.dynamic:
+            fs = np.maximum(self.full_scale, 1e-30)
+            hh = max(self.half, 1)
+            self.gain, self.step = hh / fs, fs / hh  # (R, M) LSB per unit, unit per LSB
 
-    def convert(self, y: torch.Tensor, z: torch.Tensor | None = None,
-                dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
-        """Partial sums → converted values; 'dynamic' takes the abs-max along ``dim`` as full scale."""
-        fs = self.full_scale
-        if self.config.output_range == "dynamic":
-            fs = y.abs().amax(dim=dim, keepdim=True)
-        return adc_quantize(y, fs, self.config.bits, self.config.noise_lsb, self.config.s_curve, z)
+    @classmethod
+    def calibrated(cls, config: ADC, partial_sums: torch.Tensor | None, blocks: np.ndarray) -> "Adc":
+        """Full scale per tile from noise-free partial sums (P, R, N, M): the card's ``range_percentile``
+        of |y| over each physical tile's columns ``blocks`` (B, 3) [m0, m1, j0]; dynamic cards need none."""
+        if config.output_range == "dynamic":
+            return cls(config, None)
+        n_row_tiles, m = partial_sums.shape[1], partial_sums.shape[3]
+        fs = np.zeros((n_row_tiles, m))
+        for r in range(n_row_tiles):
+            for m0, m1, _ in blocks:
+                fs[r, m0:m1] = calibrated_range(partial_sums[:, r, :, m0:m1], config.range_percentile)
+        return cls(config, np.maximum(fs, 1e-12))

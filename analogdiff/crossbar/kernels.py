@@ -19,6 +19,7 @@ bit for bit.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
@@ -26,7 +27,8 @@ import torch
 from numba import types
 from numba.extending import intrinsic
 
-from .converters import adc_half_levels, adc_quantize, dac_bit_planes, dac_half_levels, dac_quantize
+if TYPE_CHECKING:
+    from .converters import Adc, Dac
 
 # --------------------------------------------------------------------------- normals
 
@@ -194,11 +196,11 @@ def _scan(x, bad, kmin, kmax):
 
 
 @numba.njit(parallel=True, error_model="numpy", cache=True)
-def _dac_encode(x, inv_range, dynamic, levels, out, sq, want_sq, row_scale, abs_sum, sq_sum, bad, kmin,
-                kmax):
+def _dac_encode(x, inv_range, dynamic, quantize, levels, out, sq, want_sq, row_scale, abs_sum, sq_sum, bad,
+                kmin, kmax):
     n_rows, k = x.shape
     n_tiles, width = out.shape[1], out.shape[3]
-    inv_levels = 1.0 / max(levels, 1)
+    inv_levels = 1.0 / levels
     for n in numba.prange(n_rows):
         lo, hi, nb = _KEY_MAX, _KEY_MIN, 0
         inv = inv_range
@@ -216,7 +218,7 @@ def _dac_encode(x, inv_range, dynamic, levels, out, sq, want_sq, row_scale, abs_
             q = sq[0, r, n] if want_sq else sq[0, 0, 0]
             c_end = min(width, k - r * width)
             xr = x[n, r * width:r * width + c_end]
-            if levels > 0:
+            if quantize:
                 for c in range(c_end):
                     xv = xr[c]
                     b = _f32_bits(xv)
@@ -249,7 +251,7 @@ def _dac_encode(x, inv_range, dynamic, levels, out, sq, want_sq, row_scale, abs_
             o[c_end:] = 0.0
             if want_sq:
                 q[c_end:] = 0.0
-        if levels > 0:
+        if quantize:
             abs_sum[n] = s_abs * inv_levels
             sq_sum[n] = s_sq * inv_levels * inv_levels
         else:
@@ -283,27 +285,27 @@ def _dac_encode_serial(x, inv_scale, levels, out, sq, want_sq, abs_sum, sq_sum):
         sq_sum[n] = s_sq / (levels * levels)
 
 
-def dac_encode(x: torch.Tensor, x_range: float | None, bits: int | None, bit_serial: bool,
-               n_tiles: int, width: int, want_sq: bool) -> dict:
-    """Encode inputs x (N, K) for the tiles.
+def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_squares: bool) -> dict:
+    """Encode inputs x (N, K) for the tiles through the row drivers ``dac`` (``converters.Dac``: its
+    levels L, None = exact normalized inputs; bit-serial planes; static range, None = per-vector abs-max).
 
-    ``x_range``: static full scale, or None for per-vector abs-max. ``bits``: DAC resolution, None = no
-    DAC (exact normalized inputs). Returns ``planes`` (P, R, N, width) float32 with zero padding (P = 1
-    unless bit-serial, then P = bits - 1 planes in {-1, 0, 1}), ``squares`` (same shape, or None),
-    ``row_scale`` (N,) full scale per vector, per-vector ``abs_sum`` and ``sq_sum`` of the normalized
-    DAC levels, and ``lo``, ``hi``: min and max of x (both NaN if x holds any NaN or Inf).
+    Returns ``planes`` (P, R, N, width) float32 with zero padding (P = ``dac.n_planes``: 1 unless
+    bit-serial, then planes in {-1, 0, 1}), ``squares`` (same shape, or None), ``row_scale`` (N,) full
+    scale per vector, per-vector ``abs_sum`` and ``sq_sum`` of the normalized DAC levels, and ``lo``,
+    ``hi``: min and max of x (both NaN if x holds any NaN or Inf).
     """
     x = x.detach().to(torch.float32).contiguous()
     n = x.shape[0]
     bad, kmin, kmax = np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(n, np.int32)
     row_scale = np.empty(n)
-    levels = dac_half_levels(bits) if bits is not None else 0
-    serial = bits is not None and bit_serial
-    n_planes = max(bits - 1, 1) if serial else 1
-    planes = torch.empty((n_planes, n_tiles, n, width), dtype=torch.float32)
-    squares = torch.empty_like(planes) if want_sq else torch.empty((1, 1, 1, 1), dtype=torch.float32)
+    quantize = dac.levels is not None  # False: no DAC, exact normalized inputs
+    levels = dac.levels if quantize else 1
+    serial = quantize and dac.bit_serial
+    planes = torch.empty((dac.n_planes, n_tiles, n, width), dtype=torch.float32)
+    squares = (torch.empty_like(planes) if want_squares
+               else torch.empty((1, 1, 1, 1), dtype=torch.float32))
     abs_sum, sq_sum = np.empty(n), np.empty(n)
-    inv = 1.0 / x_range if x_range else 1.0
+    x_range = dac.x_range
     if serial:
         _scan(x.numpy(), bad, kmin, kmax)
         if x_range is None:
@@ -311,33 +313,36 @@ def dac_encode(x: torch.Tensor, x_range: float | None, bits: int | None, bit_ser
             row_scale[:] = np.where(a > 0, a, 1.0)
         else:
             row_scale[:] = x_range
-        _dac_encode_serial(x.numpy(), 1.0 / row_scale, levels, planes.numpy(), squares.numpy(), want_sq,
-                           abs_sum, sq_sum)
+        _dac_encode_serial(x.numpy(), 1.0 / row_scale, levels, planes.numpy(), squares.numpy(),
+                           want_squares, abs_sum, sq_sum)
     else:
-        _dac_encode(x.numpy(), inv, x_range is None, levels, planes.numpy(), squares.numpy(), want_sq,
-                    row_scale, abs_sum, sq_sum, bad, kmin, kmax)
+        _dac_encode(x.numpy(), inv_range=1.0 / x_range if x_range is not None else 1.0,
+                    dynamic=x_range is None, quantize=quantize, levels=levels, out=planes.numpy(),
+                    sq=squares.numpy(), want_sq=want_squares, row_scale=row_scale, abs_sum=abs_sum,
+                    sq_sum=sq_sum, bad=bad, kmin=kmin, kmax=kmax)
     if n == 0 or x.shape[1] == 0:
         lo = hi = 0.0
     elif bad.any():
         lo = hi = math.nan
     else:
         lo, hi = key_to_float(kmin.min()), key_to_float(kmax.max())
-    return {"planes": planes, "squares": squares if want_sq else None, "row_scale": row_scale,
+    return {"planes": planes, "squares": squares if want_squares else None, "row_scale": row_scale,
             "abs_sum": abs_sum, "sq_sum": sq_sum, "lo": lo, "hi": hi}
 
 
-def dac_encode_ref(x: torch.Tensor, x_range: float | None, bits: int | None, bit_serial: bool,
-                   n_tiles: int, width: int) -> torch.Tensor:
-    """Twin of ``dac_encode``'s planes, from ``converters``: (P, R, N, width) float32."""
+def dac_encode_ref(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int) -> torch.Tensor:
+    """Twin of ``dac_encode``'s planes, from ``converters``' reference functions: (P, R, N, width) float32."""
+    from .converters import dac_bit_planes, dac_quantize
+
     x = x.to(torch.float64)
-    scale = (x.abs().amax(1, keepdim=True) if x_range is None
-             else torch.full((x.shape[0], 1), x_range, dtype=torch.float64))
+    scale = (x.abs().amax(1, keepdim=True) if dac.x_range is None
+             else torch.full((x.shape[0], 1), dac.x_range, dtype=torch.float64))
     xn = x / torch.where(scale > 0, scale, torch.ones_like(scale))
-    if bits is None:
+    if dac.bits is None:
         planes = xn[None]
     else:
-        xq = dac_quantize(xn, bits)
-        planes = dac_bit_planes(xq, bits)[0] if bit_serial else xq[None]
+        xq = dac_quantize(xn, dac.bits)
+        planes = dac_bit_planes(xq, dac.bits)[0] if dac.bit_serial else xq[None]
     p, n, k = planes.shape
     pad = torch.zeros((p, n, n_tiles * width), dtype=torch.float64)
     pad[:, :, :k] = planes
@@ -348,11 +353,11 @@ def dac_encode_ref(x: torch.Tensor, x_range: float | None, bits: int | None, bit
 
 @numba.njit(parallel=True, error_model="numpy", cache=True)
 def _adc_accumulate(y, var, has_var, key_read, key_adc, gain, qscale, blocks, row_scale, bias,
-                    has_bias, n_out, half, noise_lsb, s_curve, dynamic, out, clip, kmin, kmax):
+                    has_bias, n_out, do_adc, half, noise_lsb, has_s_curve, s_curve, dynamic, out, clip, kmin,
+                    kmax):
     n_planes, n_tiles, n_rows, m_cols = y.shape
     n_slices = m_cols // n_out
-    do_adc = half >= 0
-    general = do_adc and (dynamic or noise_lsb > 0 or s_curve > 0 or half == 0)
+    general = do_adc and (dynamic or noise_lsb > 0 or has_s_curve or half == 0)
     hh = float(max(half, 1))
     chunk = 32
     for ch in numba.prange((n_rows + chunk - 1) // chunk):
@@ -401,7 +406,7 @@ def _adc_accumulate(y, var, has_var, key_read, key_adc, gain, qscale, blocks, ro
                                 u = src[m] * (g_dyn if dynamic else gain[r, m])
                                 if noise_lsb > 0:
                                     u += noise_lsb * z_row[m]
-                                if s_curve > 0:
+                                if has_s_curve:
                                     u = math.tanh(s_curve * u / hh) / s_curve * hh
                                 n_clip += abs(u) > hh
                                 if half == 0:
@@ -420,26 +425,15 @@ def _adc_accumulate(y, var, has_var, key_read, key_adc, gain, qscale, blocks, ro
             clip[n], kmin[n], kmax[n] = n_clip, lo, hi
 
 
-def _scales(plane_w, factor, full_scale, adc_bits, dynamic):
-    half = adc_half_levels(adc_bits) if adc_bits is not None else -1
-    hh = max(half, 1)
-    qscale = factor[None, :, :] * np.asarray(plane_w, np.float64)[:, None, None]  # (P, R, M)
-    if adc_bits is not None and not dynamic:
-        fs = np.maximum(full_scale, 1e-30)
-        return half, hh / fs, qscale * (fs / hh)[None]
-    return half, np.ones((1, 1)), qscale
-
-
-def adc_accumulate(y: torch.Tensor, var: torch.Tensor | None, plane_w: np.ndarray, key_read: int,
-                   key_adc: int, full_scale: np.ndarray | None, factor: np.ndarray,
-                   row_scale: np.ndarray, bias: torch.Tensor | None, n_out: int, blocks: np.ndarray,
-                   adc_bits: int | None, noise_lsb: float = 0.0, s_curve: float | None = None,
-                   dynamic: bool = False) -> dict:
+def adc_accumulate(y: torch.Tensor, *, adc: "Adc | None", var: torch.Tensor | None,
+                   plane_weights: np.ndarray, keys: tuple[int, int], factor: np.ndarray,
+                   row_scale: np.ndarray, bias: torch.Tensor | None, n_out: int, blocks: np.ndarray) -> dict:
     """Partial sums y (P, R, N, M) (M = slices × n_out, µS × normalized volts) → outputs (N, n_out).
 
-    Per element: s = y + sqrt(var)·z (read noise); ADC per tile with full scale ``full_scale`` (R, M)
-    (``dynamic``: the abs-max of each vector's block; ``adc_bits`` None: no ADC); then
-    out[n, j] = row_scale[n] · Σ_{p,r,m→j} plane_w[p] · factor[r, m] · s + bias[j]. ``blocks`` (B, 3):
+    Per element: s = y + sqrt(var)·z (read noise, stream ``keys[0]``; ``var`` None: none); conversion by
+    ``adc`` (``converters.Adc``: full scale per tile and column, or the abs-max of each vector's block when
+    dynamic; ADC noise from stream ``keys[1]``; None: no ADC); then
+    out[n, j] = row_scale[n] · Σ_{p,r,m→j} plane_weights[p] · factor[r, m] · s + bias[j]. ``blocks`` (B, 3):
     [m0, m1, j0] column ranges of one physical tile and the output index of m0.
     Returns ``out`` (N, n_out) float32, per-vector ADC ``clip`` counts and the outputs' ``lo``, ``hi``.
     """
@@ -447,36 +441,46 @@ def adc_accumulate(y: torch.Tensor, var: torch.Tensor | None, plane_w: np.ndarra
     out = torch.empty((n, n_out), dtype=torch.float32)
     clip = np.empty(n, dtype=np.int64)
     kmin, kmax = np.zeros(n, np.int32), np.zeros(n, np.int32)
-    v = var.numpy() if var is not None else np.empty((1, 1, 1, 1), dtype=np.float32)
-    b = bias.detach().to(torch.float32).numpy() if bias is not None else np.empty(1, dtype=np.float32)
-    half, gain, qscale = _scales(plane_w, factor, full_scale, adc_bits, dynamic)
-    _adc_accumulate(y.numpy(), v, var is not None, np.uint64(key_read), np.uint64(key_adc), gain,
-                    np.ascontiguousarray(qscale), blocks, row_scale, b, bias is not None, n_out, half,
-                    noise_lsb, s_curve or 0.0, dynamic, out.numpy(), clip, kmin, kmax)
+    qscale = factor[None, :, :] * np.asarray(plane_weights, np.float64)[:, None, None]  # (P, R, M)
+    gain = np.ones((1, 1))
+    if adc is not None and not adc.dynamic:
+        gain, qscale = adc.gain, qscale * adc.step[None]  # in LSB; LSB → output units
+    _adc_accumulate(
+        y.numpy(), var=var.numpy() if var is not None else np.empty((1, 1, 1, 1), dtype=np.float32),
+        has_var=var is not None, key_read=np.uint64(keys[0]), key_adc=np.uint64(keys[1]), gain=gain,
+        qscale=np.ascontiguousarray(qscale), blocks=blocks, row_scale=row_scale,
+        bias=bias.detach().to(torch.float32).numpy() if bias is not None else np.empty(1, dtype=np.float32),
+        has_bias=bias is not None, n_out=n_out, do_adc=adc is not None,
+        half=adc.half if adc is not None else 0, noise_lsb=adc.noise_lsb if adc is not None else 0.0,
+        has_s_curve=adc is not None and adc.s_curve is not None,
+        s_curve=adc.s_curve if adc is not None and adc.s_curve is not None else 1.0,
+        dynamic=adc is not None and adc.dynamic, out=out.numpy(), clip=clip, kmin=kmin, kmax=kmax)
     lo, hi = (key_to_float(kmin.min()), key_to_float(kmax.max())) if n and n_out else (0.0, 0.0)
     return {"out": out, "clip": clip, "lo": lo, "hi": hi}
 
 
-def adc_accumulate_ref(y, var, plane_w, key_read, key_adc, full_scale, factor, row_scale, bias, n_out,
-                       blocks, adc_bits, noise_lsb=0.0, s_curve=None, dynamic=False) -> torch.Tensor:
+def adc_accumulate_ref(y, *, adc, var, plane_weights, keys, factor, row_scale, bias, n_out,
+                       blocks) -> torch.Tensor:
     """Twin of ``adc_accumulate`` built from ``converters.adc_quantize`` (float64), for the tests."""
+    from .converters import adc_quantize
+
     p, r, n, m = y.shape
     s = y.to(torch.float64)
     if var is not None:
-        z = torch.from_numpy(counter_normals(key_read, p * r * n, m)).view(p, r, n, m)
+        z = torch.from_numpy(counter_normals(keys[0], p * r * n, m)).view(p, r, n, m)
         s = s + (var.clamp(min=0).sqrt() * z).to(torch.float64)
-    if adc_bits is not None:
-        zq = (torch.from_numpy(counter_normals(key_adc, p * r * n, m)).view(p, r, n, m).to(torch.float64)
-              if noise_lsb > 0 else None)
-        if dynamic:
+    if adc is not None:
+        zq = (torch.from_numpy(counter_normals(keys[1], p * r * n, m)).view(p, r, n, m).to(torch.float64)
+              if adc.noise_lsb > 0 else None)
+        if adc.dynamic:
             full = torch.zeros_like(s)
             for m0, m1, _ in blocks:
                 full[..., m0:m1] = s[..., m0:m1].abs().amax(-1, keepdim=True)
         else:
-            full = torch.from_numpy(np.asarray(full_scale, dtype=np.float64))[None, :, None, :]
-        s = adc_quantize(s, full.clamp(min=1e-30), adc_bits, noise_lsb, s_curve, zq)[0]
+            full = torch.from_numpy(adc.full_scale)[None, :, None, :]
+        s = adc_quantize(s, full.clamp(min=1e-30), adc.bits, adc.noise_lsb, adc.s_curve, zq)[0]
     s = s * torch.from_numpy(np.asarray(factor, np.float64))[None, :, None, :]
-    s = (s * torch.from_numpy(np.asarray(plane_w, np.float64))[:, None, None, None]).sum((0, 1))
+    s = (s * torch.from_numpy(np.asarray(plane_weights, np.float64))[:, None, None, None]).sum((0, 1))
     out = torch.zeros((n, n_out), dtype=torch.float64)
     for m0, m1, j0 in blocks:
         out[:, j0:j0 + m1 - m0] += s[:, m0:m1]

@@ -56,7 +56,7 @@ from torch import nn
 
 from ..config import Hardware, load_hardware
 from . import kernels
-from .converters import calibrated_range
+from .converters import Adc, Dac
 from .mapping import map_weights, tile_counts, to_tiles
 from .tile import Tile, TileState
 
@@ -81,10 +81,12 @@ _PROGRAM, _REFERENCE, _READ, _SYNTHETIC = 1, 2, 3, 4
 
 
 class AnalogLinear(nn.Module):
-    """``nn.Linear`` on programmed crossbar tiles (composition: holds a ``Tile`` stack and converters).
+    """``nn.Linear`` on programmed crossbar tiles (composition: holds a ``Tile`` stack, a ``Dac`` and an
+    ``Adc`` — None when the card has no ADC).
 
     Built by ``analogize``; ``weight`` (out, in) and ``bias`` as in ``nn.Linear``. ``x_calib`` (N, in):
     recorded layer inputs for static ranges, or None (see the module docstring for the fallback).
+    ``crossbar.state.load_programmed`` rebuilds one from saved state without programming (``restore``).
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, hw: Hardware, *, name: str = "",
@@ -93,21 +95,14 @@ class AnalogLinear(nn.Module):
         super().__init__()
         if hw.tile is None or hw.device is None:
             raise ValueError(f"{hw.name}: not an analog card (needs [tile] and [device])")
-        self.name = name
-        self.out_features, self.in_features = weight.shape
-        self.hw, self.seed, self.index = hw, seed, index
-        if read_noise_rank is not None and read_noise_rank < 1:
-            raise ValueError(f"read_noise_rank must be None (exact) or >= 1, got {read_noise_rank}")
-        self.read_noise_rank = read_noise_rank
         t, d = hw.tile, hw.device
         try:
             cmap = map_weights(weight, d.g_min_us, d.g_max_us, t.weight_scale, t.bit_slices,
                                t.bits_per_slice)
         except ValueError as e:
-            raise ValueError(f"analog layer '{self.name or '<root>'}': {e}") from None
-        self.n_slices = cmap.bit_slices
-        self.n_row_tiles, self.n_col_tiles = tile_counts(self.in_features, self.out_features, t.rows,
-                                                         t.cols)
+            raise ValueError(f"analog layer '{name or '<root>'}': {e}") from None
+        out_f, in_f = weight.shape
+        self._setup(hw, name, seed, index, in_f, out_f, cmap.bit_slices, read_noise_rank, bias)
         s, r, c = self.n_slices, self.n_row_tiles, self.n_col_tiles
         present = to_tiles(torch.ones_like(cmap.g_pos_us, dtype=torch.bool), t.rows, t.cols, False)
         k = s * r * c
@@ -118,46 +113,67 @@ class AnalogLinear(nn.Module):
                          ref_seed=derive_seed(seed, index, _REFERENCE))
         self.significance = cmap.significance
         self.weight_per_us = cmap.weight_per_us
-        self.register_buffer("bias", None if bias is None else bias.detach().clone())
-        self.width = self.in_features if r == 1 else t.rows  # matmul depth per row tile
-        self._blocks = self._column_blocks()
-        self._read_gen = torch.Generator()
         self.calibrated = x_calib is not None and x_calib.shape[0] > 0
         state0 = self.tile.at_time(0.0)
-        self._calibrate(x_calib, state0)
+        self._calibrate(x_calib if self.calibrated else None, state0)
         self._apply_state(state0)
+
+    def _setup(self, hw: Hardware, name: str, seed: int, index: int, in_features: int, out_features: int,
+               n_slices: int, read_noise_rank: int | None, bias: torch.Tensor | None) -> None:
+        """Geometry and bookkeeping shared by programming (``__init__``) and ``restore``."""
+        if read_noise_rank is not None and read_noise_rank < 1:
+            raise ValueError(f"read_noise_rank must be None (exact) or >= 1, got {read_noise_rank}")
+        self.name, self.hw, self.seed, self.index = name, hw, seed, index
+        self.in_features, self.out_features = in_features, out_features
+        self.read_noise_rank = read_noise_rank
+        self.n_slices = n_slices
+        self.n_row_tiles, self.n_col_tiles = tile_counts(in_features, out_features, hw.tile.rows,
+                                                         hw.tile.cols)
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self.width = in_features if self.n_row_tiles == 1 else hw.tile.rows  # matmul depth per row tile
+        self._blocks = self._column_blocks()
+        self._read_gen = torch.Generator()
         self.reset_stats()
+
+    @classmethod
+    def restore(cls, hw: Hardware, *, name: str, seed: int, index: int, in_features: int,
+                out_features: int, n_slices: int, read_noise_rank: int | None, bias: torch.Tensor | None,
+                tile: Tile, significance: torch.Tensor, weight_per_us: torch.Tensor, calibrated: bool,
+                x_range: float | None, adc_full_scale: np.ndarray | None, t_s: float) -> "AnalogLinear":
+        """A programmed layer from saved state (no programming, no calibration), at drift time ``t_s``."""
+        layer = cls.__new__(cls)
+        nn.Module.__init__(layer)
+        layer._setup(hw, name, seed, index, in_features, out_features, n_slices, read_noise_rank, bias)
+        layer.tile, layer.significance, layer.weight_per_us = tile, significance, weight_per_us
+        layer.calibrated = calibrated
+        layer.dac = Dac(hw.dac, x_range)
+        layer.adc = Adc(hw.adc, adc_full_scale) if hw.adc is not None else None
+        layer._apply_state(tile.at_time(t_s))
+        return layer
 
     # ----------------------------------------------------------------- calibration
 
     def _calibrate(self, x_calib: torch.Tensor | None, state0: TileState) -> None:
+        """Build the converters: the DAC's input range from the recorded inputs, the ADC full scales from
+        the noise-free partial sums of the programmed tiles at t = 0 (module docstring)."""
         hw = self.hw
-        dac, adc = hw.dac, hw.adc
-        if self.calibrated:
+        if x_calib is not None:
             x = x_calib.detach().to(torch.float32).reshape(-1, self.in_features)
             if not torch.isfinite(x).all():
                 raise ValueError(f"analog layer '{self.name or '<root>'}': calibration inputs hold NaN or "
                                  f"Inf")
-            dynamic = dac is not None and dac.input_range == "dynamic"
-            pct = dac.range_percentile if dac is not None else 100.0
-            x_range = calibrated_range(x, pct)
-            self.x_range = None if dynamic or x_range <= 0 else x_range
         else:
-            self.x_range = None
             gen = torch.Generator().manual_seed(derive_seed(self.seed, self.index, _SYNTHETIC))
             x = torch.randn((_N_SYNTHETIC, self.in_features), generator=gen)
-        self.adc_full_scale = None
-        if adc is not None and adc.output_range == "calibrated":
-            w = self._layer_matrix(state0.w_eff_us)  # (R, width, M) float32
-            enc = kernels.dac_encode(x, self.x_range, dac.bits if dac else None,
-                                     bool(dac and dac.bit_serial), self.n_row_tiles, self.width, False)
-            y = torch.matmul(enc["planes"], w)  # (P, R, N, M)
-            fs = np.zeros((self.n_row_tiles, w.shape[-1]))
-            pct = adc.range_percentile
-            for r in range(self.n_row_tiles):
-                for m0, m1, _ in self._column_blocks():
-                    fs[r, m0:m1] = calibrated_range(y[:, r, :, m0:m1], pct)
-            self.adc_full_scale = np.maximum(fs, 1e-12)
+        self.dac = Dac.calibrated(hw.dac, x if x_calib is not None else None)
+        self.adc = None
+        if hw.adc is not None:
+            y = None
+            if hw.adc.output_range == "calibrated":
+                w = self._layer_matrix(state0.w_eff_us)  # (R, width, M) float32
+                planes = self.dac.encode(x, self.n_row_tiles, self.width)["planes"]
+                y = torch.matmul(planes, w)  # (P, R, N, M)
+            self.adc = Adc.calibrated(hw.adc, y, self._column_blocks())
 
     def _column_blocks(self) -> np.ndarray:
         """(B, 3) int64 rows [m0, m1, j0]: the layer-matrix columns [m0, m1) of one physical tile (one
@@ -224,11 +240,8 @@ class AnalogLinear(nn.Module):
                              f"{tuple(x.shape)}")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        dac, adc = self.hw.dac, self.hw.adc
-        r = self.n_row_tiles
         noisy = self._var is not None or self._var_factors is not None
-        enc = kernels.dac_encode(x2, self.x_range, dac.bits if dac else None,
-                                 bool(dac and dac.bit_serial), r, self.width, noisy)
+        enc = self.dac.encode(x2, self.n_row_tiles, self.width, want_squares=noisy)
         if not (math.isfinite(enc["lo"]) and math.isfinite(enc["hi"])):
             raise ValueError(f"analog layer '{self.name or '<root>'}': input holds NaN or Inf")
         planes = enc["planes"]  # (P, R, N, width)
@@ -241,13 +254,10 @@ class AnalogLinear(nn.Module):
             a, b = self._var_factors
             var = _tile_matmul(_tile_matmul(enc["squares"], a), b)
         keys = torch.randint(0, 2 ** 62, (2,), generator=self._read_gen).tolist()
-        plane_w = (np.array([2.0 ** q / (2 ** (dac.bits - 1) - 1) for q in range(p)])
-                   if p > 1 else np.ones(1))
         res = kernels.adc_accumulate(
-            y, var, plane_w, keys[0], keys[1], self.adc_full_scale, self._factor, enc["row_scale"],
-            self.bias, self.out_features, self._blocks, adc.bits if adc else None,
-            adc.noise_lsb if adc else 0.0, adc.s_curve if adc else None,
-            bool(adc and adc.output_range == "dynamic"))
+            y, adc=self.adc, var=var, plane_weights=self.dac.plane_weights, keys=(keys[0], keys[1]),
+            factor=self._factor, row_scale=enc["row_scale"], bias=self.bias, n_out=self.out_features,
+            blocks=self._blocks)
         self._accumulate_stats(enc, res, n, p)
         return res["out"].view(*lead, self.out_features).to(x.dtype)
 
@@ -262,7 +272,7 @@ class AnalogLinear(nn.Module):
         st["mvms"] += n
         st["abs_sum"] += float(enc["abs_sum"].sum())
         st["sq_sum"] += float(enc["sq_sum"].sum())
-        if self.hw.adc is not None:
+        if self.adc is not None:
             st["clip"] += int(res["clip"].sum())
             st["conversions"] += n * planes * self.n_row_tiles * self.n_slices * self.out_features
         if n:

@@ -69,6 +69,7 @@ class Tile:
         g_prog = torch.where(on, torch.full_like(g_prog, d.g_max_us), g_prog)
         g_prog = torch.where(off, torch.full_like(g_prog, d.g_min_us), g_prog)
         self.g_prog_us = g_prog * self.present  # (K, rows, 2·cols) µS after programming
+        self.stuck = stuck  # (K, rows, 2·cols) bool, devices stuck on or off
         self.nu = self.relax_z = self.g_target_us = self.prog_std_us = None
         if drift is not None:
             if drift.model == "rram-wan2022":  # relaxation needs the targets and the programming spread
@@ -81,6 +82,30 @@ class Tile:
                 self.nu = torch.where(stuck, 0.0, nu).float()
         self._cache = (0.0, self._state_parts(0.0))  # last computed state (the IR-drop solve is costly)
         self._reference = self._readout(self._cache[1])  # (K,) reference read at programming
+
+    PROGRAMMED = ("present", "g_prog_us", "stuck", "nu", "relax_z", "g_target_us", "prog_std_us",
+                  "reference")
+    """What programming produced (``programmed()``); None entries are absent for the card's drift model."""
+
+    def programmed(self) -> dict[str, torch.Tensor | None]:
+        """The programmed state: device presence, conductances after programming (µS, float64), stuck
+        masks, drift draws (ν, or the relaxation normals, targets and spreads) and the compensation
+        reference read (K,). ``restore`` rebuilds the same tiles from it."""
+        return {"present": self.present, "g_prog_us": self.g_prog_us, "stuck": self.stuck, "nu": self.nu,
+                "relax_z": self.relax_z, "g_target_us": self.g_target_us, "prog_std_us": self.prog_std_us,
+                "reference": self._reference}
+
+    @classmethod
+    def restore(cls, programmed: dict[str, torch.Tensor | None], device: Device, drift: Drift | None,
+                wire: Wire | None, ref_seed: int) -> "Tile":
+        """Tiles with the given programmed state (``programmed()``), without programming again."""
+        tile = cls.__new__(cls)
+        tile.device, tile.drift, tile.wire, tile.ref_seed = device, drift, wire, ref_seed
+        for key in ("present", "g_prog_us", "stuck", "nu", "relax_z", "g_target_us", "prog_std_us"):
+            setattr(tile, key, programmed[key])
+        tile._reference = programmed["reference"]
+        tile._cache = (0.0, tile._state_parts(0.0))
+        return tile
 
     # ----------------------------------------------------------------- state at a time
 

@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from analogdiff.config import COMPONENTS, ADC, ConfigError, Hardware, adc_energy_pj
+from analogdiff.config import COMPONENTS, ConfigError, Hardware
+from analogdiff.energy import converters as CV
 from analogdiff.energy import kernels as K
 from analogdiff.energy.decode import Work
 from analogdiff.shapes import ModelShape
@@ -28,8 +29,8 @@ COLUMNS: dict[str, int] = {
     "tile.input_activity": K.P_ACTIVITY,
     "device.g_min_us": K.P_G_MIN_US, "device.g_max_us": K.P_G_MAX_US, "device.read_voltage_v": K.P_V_READ_V,
     "dac.bits": K.P_DAC_BITS, "dac.mode": K.P_DAC_PWM, "dac.bit_serial": K.P_DAC_SERIAL,
-    "dac.e_conv_pj": K.P_E_DAC_PJ, "dac.t_conv_ns": K.P_T_DAC_NS,
-    "adc.cols_per_adc": K.P_COLS_PER_ADC, "adc.t_conv_ns": K.P_T_ADC_NS,
+    "dac.input_range": K.P_DAC_DYNAMIC, "dac.e_conv_pj": K.P_E_DAC_PJ, "dac.t_conv_ns": K.P_T_DAC_CONV_NS,
+    "adc.bits": K.P_ADC_BITS, "adc.cols_per_adc": K.P_COLS_PER_ADC, "adc.t_conv_ns": K.P_T_ADC_CONV_NS,
     "periphery.e_integrator_pj": K.P_E_INTEGRATOR_PJ, "periphery.e_sample_hold_pj": K.P_E_SAMPLE_HOLD_PJ,
     "periphery.e_shift_add_pj": K.P_E_SHIFT_ADD_PJ, "periphery.e_accumulate_pj": K.P_E_ACCUMULATE_PJ,
     "digital.activation_bits": K.P_ACT_BITS, "digital.e_mac_pj": K.P_E_MAC_PJ,
@@ -39,7 +40,7 @@ COLUMNS: dict[str, int] = {
     "memory.e_sram_pj_per_bit": K.P_E_SRAM_PJ_PER_BIT, "memory.e_noc_pj_per_bit_hop": K.P_E_NOC_PJ_PER_BIT_HOP,
     "memory.avg_hops": K.P_HOPS, "memory.noc_bandwidth_gbps": K.P_NOC_GBPS,
 }
-ADC_ENERGY_KEYS = ("adc.bits", "adc.walden_fom_fj", "adc.schreier_fom_db")
+ADC_ENERGY_KEYS = ("adc.walden_fom_fj", "adc.schreier_fom_db")  # re-price the ADC through its energy law
 BREAKDOWN = ("dac", "array", "adc", "periphery", "attention", "norm_elementwise", "sampling", "sram", "noc")
 
 
@@ -47,6 +48,13 @@ BREAKDOWN = ("dac", "array", "adc", "periphery", "attention", "norm_elementwise"
 
 def design_row(hw: Hardware) -> np.ndarray:
     """One design point (N_PARAMS,) from an analog card. Absent components contribute zero cost."""
+    q = _card_row(hw)[None, :]
+    _resolve_converters(q, hw, {})
+    return q[0]
+
+
+def _card_row(hw: Hardware) -> np.ndarray:
+    """The card's columns (N_PARAMS,), before the converter laws resolve the derived ones."""
     if hw.kind != "analog":
         raise ConfigError(f"{hw.name}: not an analog card (it has a [gpu] table)")
     if hw.digital is None:
@@ -58,11 +66,13 @@ def design_row(hw: Hardware) -> np.ndarray:
     q[[K.P_G_MIN_US, K.P_G_MAX_US, K.P_V_READ_V, K.P_T_INT_NS, K.P_G_FRAC, K.P_ACTIVITY]] = (
         d.g_min_us, d.g_max_us, d.read_voltage_v, t.t_integrate_ns, t.mean_g_fraction, t.input_activity)
     if hw.dac is not None:
-        q[[K.P_DAC_ON, K.P_DAC_BITS, K.P_DAC_PWM, K.P_DAC_SERIAL, K.P_E_DAC_PJ, K.P_T_DAC_NS]] = (
-            1, hw.dac.bits, hw.dac.mode == "pwm", hw.dac.bit_serial, hw.dac.e_conv_pj, hw.dac.t_conv_ns)
+        dac = hw.dac
+        q[[K.P_DAC_ON, K.P_DAC_BITS, K.P_DAC_PWM, K.P_DAC_SERIAL, K.P_DAC_DYNAMIC, K.P_E_DAC_PJ,
+           K.P_T_DAC_CONV_NS]] = (1, dac.bits, dac.mode == "pwm", dac.bit_serial, dac.input_range == "dynamic",
+                                  dac.e_conv_pj, dac.t_conv_ns)
     if hw.adc is not None:
-        q[[K.P_ADC_ON, K.P_E_ADC_PJ, K.P_COLS_PER_ADC, K.P_T_ADC_NS]] = (
-            1, hw.adc.e_conv_pj, hw.adc.cols_per_adc, hw.adc.t_conv_ns)
+        q[[K.P_ADC_ON, K.P_ADC_BITS, K.P_COLS_PER_ADC, K.P_T_ADC_CONV_NS]] = (
+            1, hw.adc.bits, hw.adc.cols_per_adc, hw.adc.t_conv_ns)
     if hw.periphery is not None:
         pe = hw.periphery
         q[[K.P_E_INTEGRATOR_PJ, K.P_E_SAMPLE_HOLD_PJ, K.P_E_SHIFT_ADD_PJ, K.P_E_ACCUMULATE_PJ]] = (
@@ -88,11 +98,12 @@ def _field(key: str) -> dataclasses.Field:
 def _check_column(key: str, values: np.ndarray) -> np.ndarray:
     """Type and range checks of an override array against the card field's metadata."""
     f = _field(key)
-    if key == "dac.mode":
-        bad = [v for v in values if v not in ("amplitude", "pwm")]
+    choices = {"dac.mode": ("amplitude", "pwm"), "dac.input_range": ("static", "dynamic")}
+    if key in choices:
+        bad = [v for v in values if v not in choices[key]]
         if bad:
-            raise ConfigError(f"{key}: {bad[0]!r} is not one of 'amplitude', 'pwm'")
-        return (values == "pwm").astype(np.float64)
+            raise ConfigError(f"{key}: {bad[0]!r} is not one of {', '.join(map(repr, choices[key]))}")
+        return (values == choices[key][1]).astype(np.float64)
     if key == "dac.bit_serial":
         if values.dtype != bool:
             raise ConfigError(f"{key}: expected true or false values")
@@ -133,7 +144,7 @@ def design_points(hw: Hardware | Sequence[Hardware],
         if not rows:
             raise ConfigError("hardware: no design points given")
         return np.stack(rows)
-    base = design_row(hw)
+    base = _card_row(hw)
     overrides = dict(overrides or {})
     arrays = {k: np.atleast_1d(np.asarray(v)) for k, v in overrides.items()}
     sizes = {a.shape[0] for a in arrays.values() if a.ndim == 1 and a.shape[0] != 1}
@@ -150,8 +161,8 @@ def design_points(hw: Hardware | Sequence[Hardware],
             raise ConfigError(f"{key}: component '{section}' is off in card {hw.name}")
         if key in COLUMNS:
             q[:, COLUMNS[key]] = np.broadcast_to(_check_column(key, a), (n,))
-    if any(k in arrays for k in ADC_ENERGY_KEYS):
-        q[:, K.P_E_ADC_PJ] = _adc_energy_many(hw.adc, arrays, n)
+    _resolve_converters(q, hw, {k.split(".")[1]: np.broadcast_to(_check_column(k, arrays[k]), (n,))
+                                for k in ADC_ENERGY_KEYS if k in arrays})
     if np.any(q[:, K.P_G_MIN_US] >= q[:, K.P_G_MAX_US]):
         i = int(np.argmax(q[:, K.P_G_MIN_US] >= q[:, K.P_G_MAX_US]))
         raise ConfigError(f"device.g_min_us[{i}]: {q[i, K.P_G_MIN_US]:g} must be below device.g_max_us "
@@ -162,25 +173,18 @@ def design_points(hw: Hardware | Sequence[Hardware],
     return q
 
 
-def _adc_energy_many(adc: ADC, arrays: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-    """Energy per conversion for each design point, by the card's ADC law (config.adc_energy_pj)."""
-    cols = {k.split(".")[1]: np.broadcast_to(_check_column(k, arrays[k]), (n,))
-            for k in ADC_ENERGY_KEYS if k in arrays}
-    bits = cols.get("bits", np.full(n, adc.bits, float)).astype(int)
-    walden = cols.get("walden_fom_fj", np.full(n, adc.walden_fom_fj if adc.walden_fom_fj is not None else np.nan))
-    schreier = cols.get("schreier_fom_db",
-                        np.full(n, adc.schreier_fom_db if adc.schreier_fom_db is not None else np.nan))
-    out = np.empty(n)
-    cache: dict[tuple, float] = {}
-    for i in range(n):
-        key = (int(bits[i]), float(walden[i]), float(schreier[i]))
-        if key not in cache:
-            w = None if math.isnan(key[1]) else key[1]
-            s = None if math.isnan(key[2]) else key[2]
-            cache[key] = adc_energy_pj(dataclasses.replace(adc, bits=key[0], walden_fom_fj=w,
-                                                           schreier_fom_db=s), key[0])
-        out[i] = cache[key]
-    return out
+def _resolve_converters(q: np.ndarray, hw: Hardware, adc_law: Mapping[str, np.ndarray]) -> None:
+    """Fill the derived converter columns of ``q`` (N, N_PARAMS) in place by the laws of
+    ``energy.converters``: DAC apply time and array conduction time, ADC energy and time per conversion.
+    ``adc_law``: swept figures of merit (``walden_fom_fj``, ``schreier_fom_db``) as (N,) arrays."""
+    pwm = (q[:, K.P_DAC_ON] > 0.5) & (q[:, K.P_DAC_SERIAL] < 0.5) & (q[:, K.P_DAC_PWM] > 0.5)
+    q[:, K.P_T_DAC_NS], q[:, K.P_T_ARRAY_NS] = CV.dac_times_ns(
+        pwm, q[:, K.P_DAC_BITS], q[:, K.P_T_DAC_CONV_NS], q[:, K.P_T_INT_NS])
+    if hw.adc is not None:
+        bits = q[:, K.P_ADC_BITS]
+        q[:, K.P_E_ADC_PJ] = CV.adc_energy_pj_points(hw.adc, bits, adc_law.get("walden_fom_fj"),
+                                                     adc_law.get("schreier_fom_db"))
+        q[:, K.P_T_ADC_NS] = CV.adc_time_ns(hw.adc.time_model, q[:, K.P_T_ADC_CONV_NS], bits)
 
 
 # ----------------------------------------------------------------------------- shape + schedule → layer arrays
@@ -365,10 +369,11 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
         "attention_pairs": np.full(n, float(work.totals["attention_pairs"])),
         "mvms": acc[:, K.A_MVMS], "macs": acc[:, K.A_MACS],
         "dac_conversions": acc[:, K.A_N_DAC], "adc_conversions": acc[:, K.A_N_ADC],
+        "dac_range_ops": acc[:, K.A_N_RANGE_OPS],
         "column_reads": acc[:, K.A_N_COLUMN_READS], "shift_adds": acc[:, K.A_N_SHIFT_ADD],
         "accumulations": acc[:, K.A_N_ACCUMULATE],
-        "digital_ops": np.full(n, 2 * dc["attention_macs"] + dc["softmax_elements"] + dc["norm_elements"]
-                               + dc["elementwise_ops"] + dc["sample_elements"]),
+        "digital_ops": 2 * dc["attention_macs"] + dc["softmax_elements"] + dc["norm_elements"]
+                       + dc["elementwise_ops"] + dc["sample_elements"] + acc[:, K.A_N_RANGE_OPS],
         "attention_macs": np.full(n, dc["attention_macs"]),
         "sram_bytes": sram_bits / 8.0, "noc_bytes_hops": acc[:, K.A_NOC_BIT_HOPS] / 8.0,
         "bytes_moved": sram_bits / 8.0 + acc[:, K.A_NOC_BIT_HOPS] / 8.0,

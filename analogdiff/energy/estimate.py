@@ -165,9 +165,10 @@ def estimate_many(shape: str | Path | ModelShape, hw: str | Path | Hardware | Se
     overrides: ``{dotted key: scalar or 1-D array}``, all arrays of one length N; the keys are card fields
     the cost model reads — ``analog.COLUMNS`` (tile.rows, tile.cols, tile.bit_slices, tile.replication,
     tile.tiles_per_chip, tile.t_integrate_ns, tile.mean_g_fraction, tile.input_activity, device.g_min_us,
-    device.g_max_us, device.read_voltage_v, dac.bits, dac.mode, dac.bit_serial, dac.e_conv_pj,
-    dac.t_conv_ns, adc.cols_per_adc, adc.t_conv_ns, periphery.*, digital.*, memory.*) plus adc.bits,
-    adc.walden_fom_fj and adc.schreier_fom_db, which re-price the ADC through the card's energy law.
+    device.g_max_us, device.read_voltage_v, dac.bits, dac.mode, dac.bit_serial, dac.input_range,
+    dac.e_conv_pj, dac.t_conv_ns, adc.bits, adc.cols_per_adc, adc.t_conv_ns, periphery.*, digital.*,
+    memory.*) plus adc.walden_fom_fj and adc.schreier_fom_db; converter fields are priced through the
+    laws of ``energy.converters`` (PWM window, ADC energy and time by bits, dynamic-range max-reduction).
     Values are range-checked like the card fields (ConfigError names the key and index).
     decode, stats, batch, backend: as in :func:`estimate` (a Trace is priced as there; the result then
     also holds ``batch`` and ``generated_tokens``).

@@ -12,14 +12,17 @@ Layer kernel — for every design point p and layer entry l (one weight-matrix k
 * column reads per MVM: ``r · out · bit_slices · cycles``; each is one ADC conversion (when the card has an
   ADC), one integrator and one sample-and-hold; a shift-add each when ``bit_slices · cycles > 1``
 * accumulations per MVM: ``(r − 1) · out`` (row-tile partial sums into the layer output)
-* array energy per MVM: ``V² · Ḡ · t_int · 2 · bit_slices · in · out · activity`` where activity is the mean
+* array energy per MVM: ``V² · Ḡ · t_on · 2 · bit_slices · in · out · activity`` (t_on: the PWM window, else
+  the integration time; ``energy.converters``) where activity is the mean
   |x|/FS (PWM duty), mean x²/FS² (amplitude), or the expected number of 1 bits over the cycles for
   half-normal inputs (bit-serial);
   Ḡ = g_min + g_frac · (g_max − g_min)
 * SRAM: the input and output vectors (``(in + out) · activation_bits`` bits); NoC: the input to each tile
   column and each row tile's partial sums out (``(in · c + out · r) · activation_bits · hops`` bit-hops)
-* MVM time: ``cycles · (max(t_dac, t_int) + rounds · t_adc)`` with ``rounds = min(cols_per_adc, used
-  columns)``; NoC time ``in · activation_bits / bandwidth``; latency = MVM + NoC time, initiation interval
+* dynamic input range: ``in`` compares per MVM (the vector's abs-max) at ``e_elementwise_pj``, priced with
+  the DAC, and ``in / throughput`` before the inputs can be applied
+* MVM time: ``t_range + cycles · (max(t_dac, t_int) + rounds · t_adc)`` with ``rounds = min(cols_per_adc,
+  used columns)``; NoC time ``in · activation_bits / bandwidth``; latency = MVM + NoC time, initiation interval
   ``max(t_mvm / replication, t_noc)``.
 
 Latency kernel — one forward pass over n positions (all sequences of a batch) costs, per block,
@@ -41,14 +44,18 @@ from numba import njit
  P_ADC_ON, P_E_ADC_PJ, P_COLS_PER_ADC, P_T_ADC_NS,
  P_E_INTEGRATOR_PJ, P_E_SAMPLE_HOLD_PJ, P_E_SHIFT_ADD_PJ, P_E_ACCUMULATE_PJ,
  P_ACT_BITS, P_E_SRAM_PJ_PER_BIT, P_E_NOC_PJ_PER_BIT_HOP, P_HOPS, P_NOC_GBPS,
- P_E_MAC_PJ, P_E_SOFTMAX_PJ, P_E_NORM_PJ, P_E_ELEMENTWISE_PJ, P_E_SAMPLE_PJ, P_DIGITAL_GOPS) = range(36)
-N_PARAMS = 36
+ P_E_MAC_PJ, P_E_SOFTMAX_PJ, P_E_NORM_PJ, P_E_ELEMENTWISE_PJ, P_E_SAMPLE_PJ, P_DIGITAL_GOPS,
+ P_DAC_DYNAMIC, P_T_ARRAY_NS, P_ADC_BITS, P_T_DAC_CONV_NS, P_T_ADC_CONV_NS) = range(41)
+N_PARAMS = 41
+"""Columns the kernels read. P_T_DAC_NS (time to apply one input), P_T_ARRAY_NS (time a device conducts
+at full scale), P_E_ADC_PJ and P_T_ADC_NS (one conversion) are resolved from the card columns
+(P_DAC_BITS, P_DAC_PWM, P_T_DAC_CONV_NS, P_ADC_BITS, P_T_ADC_CONV_NS, ...) by ``energy.converters``."""
 
 # ----------------------------------------------------------------------------- layer accumulators
 (A_E_DAC_PJ, A_E_ARRAY_PJ, A_E_ADC_PJ, A_E_PERIPHERY_PJ, A_E_SRAM_PJ, A_E_NOC_PJ,
  A_N_DAC, A_N_ADC, A_N_COLUMN_READS, A_N_SHIFT_ADD, A_N_ACCUMULATE, A_TILES,
- A_SRAM_BITS, A_NOC_BIT_HOPS, A_MACS, A_MVMS) = range(16)
-N_ACC = 16
+ A_SRAM_BITS, A_NOC_BIT_HOPS, A_MACS, A_MVMS, A_N_RANGE_OPS) = range(17)
+N_ACC = 17
 
 PER_TOKEN, PER_HEAD, PER_PASS = 0, 1, 2
 
@@ -134,9 +141,10 @@ def layer_kernel(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params, acc, t_la
         if serial:
             cycles = max(q[P_DAC_BITS] - 1.0, 1.0)
         outs_per_tile = math.floor(cols / slices)
-        e_dev_pj = q[P_V_READ_V] ** 2 * q[P_T_INT_NS] * 1e-3          # pJ per µS of device, full-scale read
+        e_dev_pj = q[P_V_READ_V] ** 2 * q[P_T_ARRAY_NS] * 1e-3        # pJ per µS of device, full-scale read
         t_dac = q[P_T_DAC_NS] if dac_on else 0.0
         t_cycle0 = max(t_dac, q[P_T_INT_NS])
+        dynamic = dac_on and q[P_DAC_DYNAMIC] > 0.5
         serial_default = 0.0
         if serial:
             if q[P_ACTIVITY] == base_activity:
@@ -169,6 +177,7 @@ def layer_kernel(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params, acc, t_la
             r = math.ceil(n_in / rows)
             c = math.ceil(n_out / outs_per_tile)
             n_dac = n_in * c * cycles if dac_on else 0.0
+            n_rng = n_in if dynamic else 0.0                           # compares of the abs-max
             n_col = r * n_out * slices * cycles
             n_adc = n_col if adc_on else 0.0
             n_sa = n_col if slices * cycles > 1.0 else 0.0
@@ -176,7 +185,8 @@ def layer_kernel(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params, acc, t_la
             sram_bits = (n_in + n_out) * q[P_ACT_BITS]
             noc_bh = (n_in * c + n_out * r) * q[P_ACT_BITS] * q[P_HOPS]
             a = acc[p]
-            a[A_E_DAC_PJ] += n_mvm * n_dac * q[P_E_DAC_PJ]
+            a[A_E_DAC_PJ] += n_mvm * (n_dac * q[P_E_DAC_PJ] + n_rng * q[P_E_ELEMENTWISE_PJ])
+            a[A_N_RANGE_OPS] += n_mvm * n_rng
             a[A_E_ARRAY_PJ] += n_mvm * e_dev_pj * g_us * 2.0 * slices * n_in * n_out * act
             a[A_E_ADC_PJ] += n_mvm * n_adc * q[P_E_ADC_PJ]
             a[A_E_PERIPHERY_PJ] += n_mvm * (n_col * (q[P_E_INTEGRATOR_PJ] + q[P_E_SAMPLE_HOLD_PJ])
@@ -195,7 +205,7 @@ def layer_kernel(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params, acc, t_la
             a[A_MVMS] += n_mvm
             used_cols = min(n_out, outs_per_tile) * slices
             rounds = min(q[P_COLS_PER_ADC], used_cols) if adc_on else 0.0
-            t_mvm = cycles * (t_cycle0 + rounds * q[P_T_ADC_NS])
+            t_mvm = n_rng / q[P_DIGITAL_GOPS] + cycles * (t_cycle0 + rounds * q[P_T_ADC_NS])
             t_noc = n_in * q[P_ACT_BITS] / q[P_NOC_GBPS] if q[P_NOC_GBPS] > 0.0 else 0.0
             t_lat_ns[p, l] = t_mvm + t_noc
             t_ii_ns[p, l] = max(t_mvm / repl, t_noc)
@@ -226,15 +236,17 @@ def layer_kernel_np(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params):
     r = np.ceil(n_in / rows)
     c = np.ceil(n_out / outs_per_tile)
     n_dac = np.where(dac_on, n_in * c * cycles, 0.0)
+    n_rng = np.where(dac_on & (q[:, P_DAC_DYNAMIC] > 0.5), n_in, 0.0)
     n_col = r * n_out * slices * cycles
     n_adc = np.where(adc_on, n_col, 0.0)
     n_sa = np.where(slices * cycles > 1.0, n_col, 0.0)
     n_acc = (r - 1.0) * n_out
     sram_bits = (n_in + n_out) * q[:, P_ACT_BITS]
     noc_bh = (n_in * c + n_out * r) * q[:, P_ACT_BITS] * q[:, P_HOPS]
-    e_dev_pj = q[:, P_V_READ_V] ** 2 * q[:, P_T_INT_NS] * 1e-3
+    e_dev_pj = q[:, P_V_READ_V] ** 2 * q[:, P_T_ARRAY_NS] * 1e-3
     per_layer = {
-        A_E_DAC_PJ: n_mvm * n_dac * q[:, P_E_DAC_PJ],
+        A_E_DAC_PJ: n_mvm * (n_dac * q[:, P_E_DAC_PJ] + n_rng * q[:, P_E_ELEMENTWISE_PJ]),
+        A_N_RANGE_OPS: n_mvm * n_rng,
         A_E_ARRAY_PJ: n_mvm * e_dev_pj * g_us * 2.0 * slices * n_in * n_out * act,
         A_E_ADC_PJ: n_mvm * n_adc * q[:, P_E_ADC_PJ],
         A_E_PERIPHERY_PJ: n_mvm * (n_col * (q[:, P_E_INTEGRATOR_PJ] + q[:, P_E_SAMPLE_HOLD_PJ])
@@ -253,7 +265,7 @@ def layer_kernel_np(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params):
     used_cols = np.minimum(n_out, outs_per_tile) * slices
     rounds = np.where(adc_on, np.minimum(q[:, P_COLS_PER_ADC], used_cols), 0.0)
     t_cycle0 = np.maximum(np.where(dac_on, q[:, P_T_DAC_NS], 0.0), q[:, P_T_INT_NS])
-    t_mvm = cycles * (t_cycle0 + rounds * q[:, P_T_ADC_NS])
+    t_mvm = n_rng / q[:, P_DIGITAL_GOPS] + cycles * (t_cycle0 + rounds * q[:, P_T_ADC_NS])
     noc = q[:, P_NOC_GBPS]
     t_noc = np.where(noc > 0.0, n_in * q[:, P_ACT_BITS] / np.where(noc > 0.0, noc, 1.0), 0.0)
     t_lat = np.broadcast_to(t_mvm + t_noc, r.shape).copy()

@@ -6,65 +6,17 @@ with at least ``kind`` ("mdlm"|"ar"), ``shape`` (the keys of :class:`~analogdiff
 """
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 
 import torch
 
+from ..safe_io import load_tensors, read_json, save_tensors, write_json  # noqa: F401 (also for lm.hub, lm.train)
 from ..shapes import SHIPPED, shape_from_dict
 from .corpus import Vocab
 from .model import KINDS, CharLM
 
 CHECKPOINT_DIR = pathlib.Path(__file__).parent / "checkpoints"
-
-
-def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def save_tensors(tensors: dict[str, torch.Tensor], path, metadata: dict[str, str] | None = None) -> None:
-    """Write ``tensors`` to ``path`` (safetensors), atomically."""
-    from safetensors.torch import save
-
-    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
-    _atomic_write_bytes(pathlib.Path(path), data)
-
-
-def load_tensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file; any defect (missing, truncated, corrupt) is a one-line ``ValueError``."""
-    from safetensors import safe_open
-
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint: weights file {path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
-    except Exception as e:  # safetensors raises several types for bad files
-        raise ValueError(f"checkpoint: {path} is not a readable safetensors file ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
-
-
-def write_json(obj, path) -> None:
-    _atomic_write_bytes(pathlib.Path(path), (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
-
-
-def read_json(path, what: str = "model card") -> dict:
-    """A JSON object from ``path``; missing, malformed or non-object files are one-line ``ValueError``s that
-    call the file ``what``."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint: {what} {path} does not exist")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"checkpoint: {what} {path} is not valid JSON ({e})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"checkpoint: {what} {path} must hold a JSON object")
-    return obj
 
 
 def save_model(model: CharLM, path, extra_card: dict | None = None) -> pathlib.Path:
