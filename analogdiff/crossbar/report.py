@@ -27,6 +27,24 @@ _NORMS = tuple(c for c in (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._Nor
                            getattr(nn, "RMSNorm", None)) if c is not None)
 
 
+def _is_norm(module: nn.Module) -> bool:
+    """torch's normalization layers, and a model's own norm classes (``RMSNorm``, ``LayerNorm`` written by
+    hand, as in published modeling files): a class whose name ends in "Norm" and holds only a gain (and bias)."""
+    if isinstance(module, _NORMS):
+        return True
+    own = {n for n, _ in module.named_parameters(recurse=False)}
+    return type(module).__name__.endswith("Norm") and bool(own) and own <= {"weight", "bias", "scale", "shift"}
+
+
+def _is_embedding(module: nn.Module) -> bool:
+    """torch's embeddings, and a model's own embedding classes (a class named ``...Embedding...`` or
+    ``...EmbeddingLayer`` holding one table, as MDLM's ``EmbeddingLayer``)."""
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return True
+    own = [p for _, p in module.named_parameters(recurse=False)]
+    return "Embedding" in type(module).__name__ and len(own) == 1 and own[0].dim() == 2
+
+
 def digital_reason(module: nn.Module, parent: nn.Module | None = None) -> str | None:
     """Why ``module`` stays digital (None: it is mapped to tiles). ``parent``: the module holding it."""
     kind = type(module).__name__
@@ -34,9 +52,9 @@ def digital_reason(module: nn.Module, parent: nn.Module | None = None) -> str | 
         return "inside nn.MultiheadAttention, whose forward reads this weight directly"
     if isinstance(module, MAPPED):
         return None
-    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+    if _is_embedding(module):
         return "lookup table: rows are read from memory, no matrix-vector product"
-    if isinstance(module, _NORMS):
+    if _is_norm(module):
         return "normalization: per-element scale and shift on the digital units"
     if isinstance(module, nn.MultiheadAttention):
         return ("applies its input projections through the functional API, which analogize cannot "
@@ -49,7 +67,7 @@ def digital_reason(module: nn.Module, parent: nn.Module | None = None) -> str | 
 
 def expected_digital(module: nn.Module) -> bool:
     """Embeddings and normalizations: digital by design (no warning)."""
-    return isinstance(module, (nn.Embedding, nn.EmbeddingBag, *_NORMS))
+    return _is_embedding(module) or _is_norm(module)
 
 
 def plan(model: nn.Module) -> list[tuple[str, nn.Module, str | None]]:

@@ -56,6 +56,14 @@ def timestep_embedding(sigma: torch.Tensor, dim: int = TIME_FREQ_DIM, max_period
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, dim)
 
 
+
+class EmbeddingLayer(nn.Module):
+    """MDLM's ``EmbeddingLayer`` (models/dit.py): a bare (V, d) parameter named ``embedding``, read by row."""
+
+    def __init__(self, vocab_size: int, d: int):
+        super().__init__()
+        self.embedding = nn.Parameter(torch.empty(vocab_size, d))
+
 class DDiTBlock(nn.Module):
     def __init__(self, d: int, n_heads: int, cond_dim: int):
         super().__init__()
@@ -81,8 +89,7 @@ class MDLM(HubLM):
         cfg.choice("time_conditioning", (False,), False)
         d, c = shape.d_model, shape.cond_dim
         self.backbone = b = nn.Module()
-        b.vocab_embed = nn.Module()
-        b.vocab_embed.embedding = nn.Parameter(torch.empty(shape.vocab_size, d))
+        b.vocab_embed = EmbeddingLayer(shape.vocab_size, d)
         b.sigma_map = nn.Module()
         b.sigma_map.mlp = nn.Sequential(nn.Linear(TIME_FREQ_DIM, c), nn.SiLU(), nn.Linear(c, c))
         b.blocks = nn.ModuleList(DDiTBlock(d, shape.n_heads, c) for _ in range(shape.n_layers))
