@@ -5,6 +5,7 @@
 #                run.json, figures/*.png) into docs/results/. Try the mechanics quickly with
 #                `make results SUITE=quick RESULTS_DIR=/tmp/r DOCS_DIR=/tmp/d`; RESUME=1 keeps the finished
 #                runs of an interrupted `make results` (only when the code has not changed since).
+#   make fuzz    property-based fuzzing of the command line (10,000 generated inputs; prints the counts)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -14,7 +15,9 @@ RESULTS_DIR ?= results
 DOCS_DIR    ?= docs/results
 RESUME      ?=
 
-.PHONY: bench test results install clean
+FUZZ_EXAMPLES ?= 10000
+
+.PHONY: bench test results fuzz install clean
 
 install: $(STAMP)
 
@@ -38,6 +41,8 @@ results: $(STAMP)
 	mkdir -p "$(DOCS_DIR)/figures"
 	cp "$(RESULTS_DIR)/report.md" "$(RESULTS_DIR)/run.json" "$(DOCS_DIR)/"
 	cp "$(RESULTS_DIR)"/figures/*.png "$(DOCS_DIR)/figures/"
+fuzz: $(STAMP)
+	$(PY) tests/fuzz_cli.py --examples $(FUZZ_EXAMPLES)
 
 clean:
 	rm -rf $(VENV) results build *.egg-info

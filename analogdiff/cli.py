@@ -1,19 +1,38 @@
 """The ``analogdiff`` command line. Thin: parse → call the package → print or write.
 
 Each subcommand is a pair ``_add_<name>(subparsers)`` / ``_run_<name>(args) -> int`` registered in
-``COMMANDS``. Bad input raises ``ValueError`` (``ConfigError`` is one) somewhere below; ``main`` turns it
-into one line on stderr and exit code 2, never a traceback.
+``COMMANDS``. Every number has its range in its argument definition (``checks.arg_int``/``arg_number``), so a
+bad one stops argparse before any work. Bad input found later raises :class:`~analogdiff.checks.ConfigError`
+somewhere below; ``main`` is the one error boundary: it turns that, OS errors (``--out`` not writable, a file
+that cannot be read) and absurdly nested input into one line on stderr and exit code 2. Any other exception
+is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import warnings
 from typing import Callable
+
+from analogdiff import checks
+from analogdiff.checks import ConfigError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line on stderr (exit 2), like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+_STEPS = checks.arg_int(1, checks.MAX_STEPS)
+_SEQ_LEN = checks.arg_int(1, checks.MAX_SEQ_LEN)
+_DRIFT_TIME = checks.arg(checks.drift_time_s)  # the rule of suites, spaces and set_drift_time
 
 
 def _add_hardware_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--hardware", required=required, metavar="H",
+    p.add_argument("--hardware", required=required, metavar="H", type=checks.arg_path,
                    help="hardware card: a preset name (see `analogdiff presets`) or a path to a TOML card")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a card value, e.g. --set adc.bits=6 or --set wire=none (repeatable)")
@@ -67,7 +86,7 @@ def _add_train(sub) -> None:
 def _run_train(args) -> int:
     from analogdiff.lm.train import add_train_arguments, run_train
 
-    parser = add_train_arguments(argparse.ArgumentParser(
+    parser = add_train_arguments(Parser(
         prog="analogdiff train", description="Train the character MDLM or its autoregressive twin (resumable)."))
     run_train(parser.parse_args(args.train_args))
     return 0
@@ -103,21 +122,23 @@ def _run_plot(args) -> int:
 
 def _add_estimate(sub) -> None:
     p = sub.add_parser("estimate", help="energy and latency per generated token on an analog card or a GPU")
-    p.add_argument("--model", required=True, metavar="M",
+    p.add_argument("--model", required=True, metavar="M", type=checks.arg_path,
                    help="model shape: a name (see `analogdiff presets`) or a path to a shape TOML")
     _add_hardware_args(p)
     p.add_argument("--decode", choices=["diffusion", "ar"], default="diffusion",
                    help="diffusion (masked denoising) or ar (autoregressive); default diffusion")
-    p.add_argument("--steps", type=int, default=None, metavar="T",
+    p.add_argument("--steps", type=_STEPS, default=None, metavar="T",
                    help="denoising steps (diffusion only; default: the generated length)")
-    p.add_argument("--seq-len", type=int, default=None, metavar="L",
+    p.add_argument("--seq-len", type=_SEQ_LEN, default=None, metavar="L",
                    help="sequence length incl. prompt (default: min(1024, the model's context))")
-    p.add_argument("--block-len", type=int, default=None, metavar="B",
+    p.add_argument("--block-len", type=_SEQ_LEN, default=None, metavar="B",
                    help="semi-autoregressive blocks of B positions with prefix KV reuse (diffusion only)")
-    p.add_argument("--prompt-len", type=int, default=0, metavar="P", help="prompt positions (default 0)")
+    p.add_argument("--prompt-len", type=checks.arg_int(0, checks.MAX_SEQ_LEN - 1), default=0, metavar="P",
+                   help="prompt positions (default 0)")
     p.add_argument("--no-kv-cache", action="store_true",
                    help="AR: recompute the context every step; diffusion blocks: no prefix KV reuse")
-    p.add_argument("--batch", type=int, default=1, metavar="B", help="sequences decoded together (default 1)")
+    p.add_argument("--batch", type=checks.arg_int(1, checks.MAX_BATCH), default=1, metavar="B",
+                   help="sequences decoded together (default 1)")
     p.add_argument("--dtype", choices=["bf16", "fp8"], default=None, help="GPU datatype (GPU cards only)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -129,14 +150,14 @@ def _run_estimate(args) -> int:
     hw = load_hardware(args.hardware, overrides=parse_set_options(args.set))
     if args.dtype is not None:
         if hw.kind != "gpu":
-            raise ValueError(f"--dtype: applies to GPU cards only; {hw.name} is an analog card")
+            raise ConfigError(f"--dtype: applies to GPU cards only; {hw.name} is an analog card")
         hw = load_hardware(hw, overrides={"gpu.dtype": args.dtype})
     shape = load_shape(args.model)
     seq_len = args.seq_len if args.seq_len is not None else min(1024, shape.context_len)
     if args.decode == "ar":
         for flag, value in (("--steps", args.steps), ("--block-len", args.block_len)):
             if value is not None:
-                raise ValueError(f"{flag}: applies to --decode diffusion only")
+                raise ConfigError(f"{flag}: applies to --decode diffusion only")
         decode = Autoregressive(seq_len=seq_len, kv_cache=not args.no_kv_cache, prompt_len=args.prompt_len)
     else:
         steps = args.steps if args.steps is not None else max(seq_len - args.prompt_len, 1)
@@ -170,20 +191,23 @@ def _run_bench(args) -> int:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="accuracy of a model on a hardware card over programming seeds, and its cost")
-    p.add_argument("--model", required=True, metavar="M", help="shakespeare-mdlm, shakespeare-ar or a checkpoint path")
+    p.add_argument("--model", required=True, metavar="M", type=checks.arg_path,
+                   help="shakespeare-mdlm, shakespeare-ar or a checkpoint path")
     _add_hardware_args(p)
-    p.add_argument("--drift-time", type=float, default=0.0, metavar="S",
+    p.add_argument("--drift-time", type=_DRIFT_TIME, default=0.0, metavar="S",
                    help="seconds since programming (default 0)")
-    p.add_argument("--seeds", type=int, default=1, metavar="K", help="programming seeds 0..K-1 (default 1)")
-    p.add_argument("--max-chars", type=int, default=16384, metavar="N",
-                   help="test characters scored per seed (default 16384)")
-    p.add_argument("--t-samples", type=int, default=4, metavar="N",
+    p.add_argument("--seeds", type=checks.arg_int(1, checks.MAX_SEEDS), default=1, metavar="K",
+                   help="programming seeds 0..K-1 (default 1)")
+    p.add_argument("--max-chars", type=checks.arg_int(*checks.BUDGET_BOUNDS["eval_chars"]), default=16384,
+                   metavar="N", help="test characters scored per seed (default 16384)")
+    p.add_argument("--t-samples", type=checks.arg_int(*checks.BUDGET_BOUNDS["t_samples"]), default=4, metavar="N",
                    help="NELBO time samples per window (MDLM; default 4)")
-    p.add_argument("--samples", type=int, default=4, metavar="N",
-                   help="passages generated per seed for generative perplexity (default 4; 0 skips generation)")
-    p.add_argument("--steps", type=int, default=64, metavar="T",
+    p.add_argument("--samples", type=checks.arg_int(0, checks.BUDGET_BOUNDS["gen_samples"][1]), default=4,
+                   metavar="N", help="passages generated per seed for generative perplexity (default 4; 0 skips "
+                                     "generation)")
+    p.add_argument("--steps", type=_STEPS, default=64, metavar="T",
                    help="denoising steps of the generated passages (MDLM; default 64)")
-    p.add_argument("--eval-seed", type=int, default=0, metavar="N",
+    p.add_argument("--eval-seed", type=checks.arg(checks.seed), default=0, metavar="N",
                    help="seed of the test masks, NELBO times and sampler (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -231,19 +255,24 @@ def _run_eval(args) -> int:
 
 def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="write a passage with a model on a hardware card, and price it")
-    p.add_argument("--model", required=True, metavar="M", help="shakespeare-mdlm, shakespeare-ar or a checkpoint path")
+    p.add_argument("--model", required=True, metavar="M", type=checks.arg_path,
+                   help="shakespeare-mdlm, shakespeare-ar or a checkpoint path")
     _add_hardware_args(p)
-    p.add_argument("--drift-time", type=float, default=0.0, metavar="S", help="seconds since programming")
-    p.add_argument("--steps", type=int, default=64, metavar="T", help="denoising steps (MDLM; default 64)")
-    p.add_argument("--seq-len", type=int, default=None, metavar="L", help="characters (default: the context)")
+    p.add_argument("--drift-time", type=_DRIFT_TIME, default=0.0, metavar="S", help="seconds since programming")
+    p.add_argument("--steps", type=_STEPS, default=64, metavar="T", help="denoising steps (MDLM; default 64)")
+    p.add_argument("--seq-len", type=_SEQ_LEN, default=None, metavar="L", help="characters (default: the context)")
     p.add_argument("--sampler", choices=["ancestral", "remask"], default="ancestral", help="MDLM sampler")
-    p.add_argument("--block-len", type=int, default=None, metavar="B", help="semi-autoregressive blocks (MDLM)")
+    p.add_argument("--block-len", type=_SEQ_LEN, default=None, metavar="B", help="semi-autoregressive blocks (MDLM)")
     p.add_argument("--kv-cache", action="store_true",
                    help="with --block-len: reuse the finished blocks' K/V (prefix cache) instead of re-feeding them")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
-    p.add_argument("--top-k", type=int, default=None, metavar="K", help="sample among the K most likely")
-    p.add_argument("--prompt", default=None, help="text the passage starts with")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="programming and sampling seed")
+    p.add_argument("--temperature", type=checks.arg_number(0.0, 100.0, lo_open=True), default=1.0,
+                   help="sampling temperature (default 1)")
+    p.add_argument("--top-k", type=checks.arg_int(1, 2 ** 24), default=None, metavar="K",
+                   help="sample among the K most likely")
+    p.add_argument("--prompt", default=None, type=checks.arg_text(checks.MAX_SEQ_LEN),
+                   help="text the passage starts with")
+    p.add_argument("--seed", type=checks.arg(checks.seed), default=0, metavar="N",
+                   help="programming and sampling seed")
     p.add_argument("--show-steps", action="store_true", help="print the passage after every denoising step")
     p.add_argument("--json", action="store_true", help="print one JSON object (text, metrics, cost)")
 
@@ -255,7 +284,7 @@ def _run_generate(args) -> int:
 
     seed = checks.seed("--seed", args.seed)
     if args.kv_cache and args.block_len is None:
-        raise ValueError("--kv-cache: needs --block-len (the prefix cache holds finished blocks)")
+        raise ConfigError("--kv-cache: needs --block-len (the prefix cache holds finished blocks)")
     task = ex.Generate(steps=args.steps, seq_len=args.seq_len, n_samples=1, sampler=args.sampler,
                        block_len=args.block_len, kv_cache=args.kv_cache, temperature=args.temperature,
                        top_k=args.top_k, prompt=args.prompt, eval_seed=seed)
@@ -286,7 +315,7 @@ def _run_generate(args) -> int:
 def _add_validate_circuits(sub) -> None:
     p = sub.add_parser("validate-circuits",
                        help="check the exact IR-drop solver against ngspice on the reference cases")
-    p.add_argument("--cases", metavar="PATH",
+    p.add_argument("--cases", metavar="PATH", type=checks.arg_path,
                    help="cases JSON (default: the shipped circuits/spice/cases.json)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -358,7 +387,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="analogdiff",
         description="Diffusion language models on simulated analog in-memory hardware: accuracy and cost.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -368,21 +397,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; returns the exit code (0, 1 for a failed validation, 2 for bad input, 130 when
+    interrupted). A usage error (argparse) is one line and 2 as well."""
+    try:
+        return _main(argv)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2, its one line already printed)
+        return e.code if isinstance(e.code, int) else 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command == "train":
         args.train_args = extra  # parsed by the train parser itself (see _add_train)
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        parser.error(f"unrecognized arguments: {checks.short(' '.join(extra))}")
     try:
-        return COMMANDS[args.command][1](args)
-    except (ValueError, FileNotFoundError) as e:  # ConfigError is a ValueError
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"analogdiff {args.command}: error: {msg}", file=sys.stderr)
+        with warnings.catch_warnings():
+            # intermediate overflows are not news: every reported figure is checked finite and non-negative
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return COMMANDS[args.command][1](args)
+    except (ConfigError, OSError, RecursionError, UnicodeDecodeError) as e:
+        print(f"analogdiff {args.command}: error: {error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"analogdiff {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def error_line(e: BaseException) -> str:
+    """One line for an expected failure: the message, or for an OS error the file and the reason."""
+    if isinstance(e, OSError) and e.filename is not None:
+        where = str(e.filename)
+        where = where if len(where) <= 200 else where[:197] + "..."
+        return f"{where}: {e.strerror or type(e).__name__} (check the paths given: --out, --results, ...)"
+    if isinstance(e, RecursionError):
+        return "input nested too deeply (a card, shape, suite, space or results file of more than a few levels)"
+    if isinstance(e, UnicodeDecodeError):
+        return f"a file given is not UTF-8 text (byte {e.start} cannot be decoded)"
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
 
 
 if __name__ == "__main__":

@@ -10,8 +10,7 @@ the converters' energy and time laws live in ``analogdiff.energy.converters``.
 from __future__ import annotations
 
 import dataclasses
-import math
-import tomllib
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,9 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-
-class ConfigError(ValueError):
-    """A hardware card, shape or override that cannot be used; the message is one line."""
+from analogdiff import checks
+from analogdiff.checks import ConfigError  # noqa: F401  (re-exported: the project's one input-error type)
 
 
 def _doc(text: str, lo: float | None = None, hi: float | None = None,
@@ -45,9 +43,8 @@ class _Component:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            value = _coerce(f"{self.section}.{f.name}", value, hints[f.name])
+            value = _coerce(f"{self.section}.{f.name}", value, hints[f.name], f.metadata)
             object.__setattr__(self, f.name, value)
-            _check_range(f"{self.section}.{f.name}", value, f.metadata)
         self.validate()
 
     def validate(self) -> None:
@@ -66,8 +63,9 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _coerce(name: str, value: Any, tp: Any) -> Any:
-    """Check ``value`` against annotation ``tp``; ints widen to float. Raises ConfigError."""
+def _coerce(name: str, value: Any, tp: Any, meta: Mapping) -> Any:
+    """Check ``value`` against annotation ``tp`` and the range in ``meta`` (integers exactly, before any
+    float conversion); ints widen to float. Raises ConfigError."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
@@ -78,57 +76,34 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
             if a is type(None):
                 continue
             try:
-                return _coerce(name, value, a)
+                return _coerce(name, value, a, meta)
             except ConfigError as e:
                 errors.append(e)
-        raise ConfigError(f"{name}: expected {_type_name(tp)}, got {value!r}")
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(f"{name}: expected {_type_name(tp)}, got {checks.short(value)}")
     if origin is Literal:
         allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+        if not isinstance(value, (str, int, float)) or value not in allowed:
+            raise ConfigError(f"{name}: {checks.short(value)} is not one of {', '.join(map(repr, allowed))}")
         return value
     if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{name}: expected a table, got {value!r}")
+        if not isinstance(value, Mapping) or not value:
+            raise ConfigError(f"{name}: expected a non-empty table, got {checks.short(value)}")
         _, vt = typing.get_args(tp)
-        return {str(k): _coerce(f"{name}.{k}", v, vt) for k, v in value.items()}
+        return {checks.text(f"{name} key", k, 20): _coerce(f"{name}.{k}", v, vt, meta) for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+            raise ConfigError(f"{name}: expected true or false, got {checks.short(value)}")
         return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name}: expected a number, got {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{name}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported annotation {tp!r} for {name}")  # a bug in this module
-
-
-def _check_range(name: str, value: Any, meta: Mapping) -> None:
-    if value is None or isinstance(value, (str, bool)):
-        return
-    values = value.values() if isinstance(value, dict) else [value]
     lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open", False)
-    for v in values:
-        if not isinstance(v, (int, float)):
-            continue
-        bad_lo = lo is not None and (v <= lo if lo_open else v < lo)
-        bad_hi = hi is not None and v > hi
-        if bad_lo or bad_hi:
-            left = "(" if lo_open else "["
-            lo_s = "-inf" if lo is None else f"{lo:g}"
-            hi_s = "inf" if hi is None else f"{hi:g}"
-            raise ConfigError(f"{name}: {v!r} is outside the allowed range {left}{lo_s}, {hi_s}]")
+    if tp is int:  # exact: no float conversion, so no integer can overflow
+        return checks.integer(name, value, int(lo) + int(lo_open), int(hi))
+    if tp is float:
+        return checks.number(name, value, lo, hi, lo_open)
+    if tp is str:
+        return checks.text(name, value, checks.MAX_NAME_CHARS)
+    raise TypeError(f"unsupported annotation {tp!r} for {name}")  # a bug in this module
 
 
 # --------------------------------------------------------------------------- components
@@ -140,26 +115,23 @@ class Device(_Component):
     section: typing.ClassVar[str] = "device"
     technology: Literal["ideal", "pcm", "rram", "ecram"] = _f(
         "Device family; informative (the noise models below decide the physics).")
-    g_max_us: float = _f("Largest programmable conductance, µS.", lo=0.0, lo_open=True)
-    g_min_us: float = _f("Smallest programmable conductance (the 'off' state), µS.", 0.0, lo=0.0)
-    read_voltage_v: float = _f("Read voltage across a device at full-scale input, V.", 0.2,
-                               lo=0.0, lo_open=True)
+    g_max_us: float = _f("Largest programmable conductance, µS.", lo=1e-06, hi=10000)
+    g_min_us: float = _f("Smallest programmable conductance (the 'off' state), µS.", 0.0, lo=0.0, hi=10000)
+    read_voltage_v: float = _f("Read voltage across a device at full-scale input, V.", 0.2, lo=1e-06, hi=10.0)
     prog_noise: Literal["pcm-ibm", "pcm-hermes", "rram-wan2022", "gaussian"] | None = _f(
         "Programming-noise model: 'pcm-ibm' = aihwkit PCMLikeNoiseModel polynomial; 'pcm-hermes' = "
         "aihwkit PCMLikeNoiseModelHermes (2 devices) polynomial; 'rram-wan2022' = aihwkit "
         "ReRamWan2022NoiseModel polynomial at 1 s; 'gaussian' = prog_noise_std_us. None = exact.",
         None)
-    prog_noise_scale: float = _f("Multiplier on the programming-noise std.", 1.0, lo=0.0)
-    prog_noise_std_us: float | None = _f("Std of 'gaussian' programming noise, µS.", None, lo=0.0)
+    prog_noise_scale: float = _f("Multiplier on the programming-noise std.", 1.0, lo=0.0, hi=100.0)
+    prog_noise_std_us: float | None = _f("Std of 'gaussian' programming noise, µS.", None, lo=0.0, hi=10000)
     read_noise: Literal["pcm-1f", "pcm-hermes-1f", "gaussian"] | None = _f(
         "Read-noise model, drawn fresh at every MVM: 'pcm-1f' = aihwkit PCM 1/f law; 'pcm-hermes-1f' = "
         "aihwkit Hermes 1/f fit (2 devices); 'gaussian' = "
         "read_noise_rel · g_max_us. None = noiseless reads.", None)
-    read_noise_scale: float = _f("Multiplier on the read-noise std.", 1.0, lo=0.0)
-    read_noise_rel: float | None = _f("Std of 'gaussian' read noise as a fraction of g_max_us.", None,
-                                      lo=0.0)
-    t_read_s: float = _f("Duration of one read (1/f noise bandwidth), s.", 250e-9, lo=0.0,
-                         lo_open=True)
+    read_noise_scale: float = _f("Multiplier on the read-noise std.", 1.0, lo=0.0, hi=100.0)
+    read_noise_rel: float | None = _f("Std of 'gaussian' read noise as a fraction of g_max_us.", None, lo=0.0, hi=10.0)
+    t_read_s: float = _f("Duration of one read (1/f noise bandwidth), s.", 250e-9, lo=1e-15, hi=1.0)
     stuck_on_fraction: float = _f("Fraction of devices stuck at g_max_us.", 0.0, lo=0.0, hi=1.0)
     stuck_off_fraction: float = _f("Fraction of devices stuck at g_min_us.", 0.0, lo=0.0, hi=1.0)
 
@@ -185,10 +157,9 @@ class Drift(_Component):
         "PCMLikeNoiseModelHermes (2 devices); 'rram-wan2022': no mean drift, the spread grows with time "
         "as aihwkit ReRamWan2022NoiseModel's fits at 1 s, 1 day, 2 days (log-time interpolation, held "
         "beyond 2 days); 'constant': ν ~ |N(nu_mean, nu_std)| for every device.")
-    t0_s: float = _f("Reference time after programming at which g = g0, s.", 20.0, lo=0.0,
-                     lo_open=True)
-    nu_mean: float | None = _f("Mean drift exponent ν ('constant' model).", None, lo=0.0)
-    nu_std: float | None = _f("Std of the drift exponent ν ('constant' model).", None, lo=0.0)
+    t0_s: float = _f("Reference time after programming at which g = g0, s.", 20.0, lo=1e-09, hi=1e+09)
+    nu_mean: float | None = _f("Mean drift exponent ν ('constant' model).", None, lo=0.0, hi=10.0)
+    nu_std: float | None = _f("Std of the drift exponent ν ('constant' model).", None, lo=0.0, hi=10.0)
     compensation: Literal["global"] | None = _f(
         "'global': outputs rescaled by a reference read at programming vs now (aihwkit "
         "GlobalDriftCompensation). None = uncompensated.", None)
@@ -203,8 +174,8 @@ class Wire(_Component):
     """Interconnect resistance per crossbar cell (one segment between neighbouring cells)."""
 
     section: typing.ClassVar[str] = "wire"
-    r_row_ohm: float = _f("Row (word-line) wire resistance per cell segment, Ω.", lo=0.0)
-    r_col_ohm: float = _f("Column (bit-line) wire resistance per cell segment, Ω.", lo=0.0)
+    r_row_ohm: float = _f("Row (word-line) wire resistance per cell segment, Ω.", lo=0.0, hi=1e+06)
+    r_col_ohm: float = _f("Column (bit-line) wire resistance per cell segment, Ω.", lo=0.0, hi=1e+06)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,10 +194,10 @@ class DAC(_Component):
         "'static' range: this percentile of |x| over the calibration inputs of the layer (100 = abs-max; "
         "larger inputs clip).", 100.0, lo=50.0, hi=100.0)
     e_conv_pj: float = _f("Energy per conversion (per row per input, or per bit if bit-serial), pJ.",
-                          lo=0.0)
+                          lo=0.0, hi=1e+06)
     t_conv_ns: float = _f(
         "Time to apply one input (amplitude), one bit (bit-serial), or one pulse slot (pwm: the PWM clock "
-        "period; an input's window is 2^(bits-1) slots), ns.", lo=0.0)
+        "period; an input's window is 2^(bits-1) slots), ns.", lo=0.0, hi=1e+09)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,22 +212,22 @@ class ADC(_Component):
     range_percentile: float = _f(
         "'calibrated' range: this percentile of |tile partial sum| over the calibration inputs, per tile "
         "(100 = abs-max; larger sums clip).", 100.0, lo=50.0, hi=100.0)
-    noise_lsb: float = _f("Additive Gaussian noise at the ADC input, std in LSB.", 0.0, lo=0.0)
+    noise_lsb: float = _f("Additive Gaussian noise at the ADC input, std in LSB.", 0.0, lo=0.0, hi=1e+06)
     s_curve: float | None = _f(
         "Strength of an S-shaped (tanh) transfer nonlinearity: y = tanh(a·x)/a on the range-normalized "
-        "input x; None = linear.", None, lo=0.0, lo_open=True)
-    cols_per_adc: int = _f("Columns sharing one ADC (time-multiplexed).", 1, lo=1)
+        "input x; None = linear.", None, lo=0.0, hi=100.0, lo_open=True)
+    cols_per_adc: int = _f("Columns sharing one ADC (time-multiplexed).", 1, lo=1.0, hi=65536)
     energy_model: Literal["table", "walden", "schreier"] = _f(
         "How energy per conversion follows bits: 'table' (e_conv_pj_by_bits), 'walden' "
         "(walden_fom_fj · 2^bits) or 'schreier' (thermal-noise-limited, from schreier_fom_db).")
     e_conv_pj_by_bits: dict[str, float] | None = _f(
-        "Energy per conversion by resolution, pJ, keys are bit counts as strings.", None, lo=0.0)
-    walden_fom_fj: float | None = _f("Walden figure of merit, fJ per conversion step.", None, lo=0.0)
+        "Energy per conversion by resolution, pJ, keys are bit counts as strings.", None, lo=0.0, hi=1e+06)
+    walden_fom_fj: float | None = _f("Walden figure of merit, fJ per conversion step.", None, lo=0.0, hi=1e+06)
     schreier_fom_db: float | None = _f("Schreier figure of merit (SNDR + 10·log10(BW/P)), dB.", None,
                                        lo=100.0, hi=220.0)
     t_conv_ns: float = _f(
         "Time of one conversion ('fixed'), of one bit cycle ('sar') or of one count step ('ramp'), ns.",
-        lo=0.0)
+        lo=0.0, hi=1e+09)
     time_model: Literal["fixed", "sar", "ramp"] = _f(
         "How conversion time follows bits: 'fixed' (t_conv_ns at any resolution), 'sar' (successive "
         "approximation: bits cycles of t_conv_ns) or 'ramp' (counting/integrating: 2^bits steps of "
@@ -267,10 +238,11 @@ class ADC(_Component):
                 "schreier": "schreier_fom_db"}[self.energy_model]
         if getattr(self, need) is None:
             raise ConfigError(f"adc.{need}: required when adc.energy_model = '{self.energy_model}'")
-        if self.energy_model == "table":
+        if self.e_conv_pj_by_bits is not None:
             for key in self.e_conv_pj_by_bits:
-                if not key.isdigit():
-                    raise ConfigError(f"adc.e_conv_pj_by_bits: key {key!r} must be a bit count")
+                if not (key.isascii() and key.isdigit() and 1 <= int(key) <= 32):
+                    raise ConfigError(f"adc.e_conv_pj_by_bits: key {checks.short(key)} must be a bit count "
+                                      f"from \"1\" to \"32\"")
 
 
 
@@ -279,8 +251,8 @@ class Tile(_Component):
     """Crossbar tile geometry, weight mapping and the chip's tile budget."""
 
     section: typing.ClassVar[str] = "tile"
-    rows: int = _f("Rows (inputs) per tile.", lo=1)
-    cols: int = _f("Columns (outputs) per tile; a differential weight uses one column of pairs.", lo=1)
+    rows: int = _f("Rows (inputs) per tile.", lo=1.0, hi=65536)
+    cols: int = _f("Columns (outputs) per tile; a differential weight uses one column of pairs.", lo=1.0, hi=65536)
     mapping: Literal["differential"] = _f(
         "'differential': weight w ∝ g+ − g−, one device pair per weight and slice.", "differential")
     bit_slices: int = _f("Device pairs per weight, combined by shift-add.", 1, lo=1, hi=8)
@@ -289,9 +261,9 @@ class Tile(_Component):
         "the least significant pair holds the analog remainder. Unused with one slice.", 2, lo=1, hi=8)
     weight_scale: Literal["per-layer", "per-column"] = _f(
         "Weight-to-conductance scale: one per layer or one per output column.", "per-column")
-    t_integrate_ns: float = _f("Array integration (read) time per MVM, ns.", lo=0.0, lo_open=True)
-    tiles_per_chip: int = _f("Tiles available on the chip (weights stay resident).", lo=1)
-    replication: int = _f("Copies of each layer's weights to raise throughput.", 1, lo=1)
+    t_integrate_ns: float = _f("Array integration (read) time per MVM, ns.", lo=1e-06, hi=1e+09)
+    tiles_per_chip: int = _f("Tiles available on the chip (weights stay resident).", lo=1.0, hi=10 ** 9)
+    replication: int = _f("Copies of each layer's weights to raise throughput.", 1, lo=1.0, hi=65536)
     mean_g_fraction: float = _f(
         "Cost model default when no activation statistics are given: mean device conductance over both "
         "devices of a differential pair, as a fraction of the window above g_min_us.", 0.125, lo=0.0, hi=1.0)
@@ -307,12 +279,12 @@ class Periphery(_Component):
 
     section: typing.ClassVar[str] = "periphery"
     e_integrator_pj: float = _f("Column integrator / sense amplifier energy per column per MVM, pJ.",
-                                0.0, lo=0.0)
-    e_sample_hold_pj: float = _f("Sample-and-hold energy per column per MVM, pJ.", 0.0, lo=0.0)
+                                0.0, lo=0.0, hi=1e+06)
+    e_sample_hold_pj: float = _f("Sample-and-hold energy per column per MVM, pJ.", 0.0, lo=0.0, hi=1e+06)
     e_shift_add_pj: float = _f("Shift-and-add per converted output (bit slices/serial bits), pJ.",
-                               0.0, lo=0.0)
+                               0.0, lo=0.0, hi=1e+06)
     e_accumulate_pj: float = _f("Digital accumulation of one tile partial sum into a layer output, pJ.",
-                                0.0, lo=0.0)
+                                0.0, lo=0.0, hi=1e+06)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -320,13 +292,13 @@ class Digital(_Component):
     """Digital units for everything that is not a weight MVM (attention, norms, sampling)."""
 
     section: typing.ClassVar[str] = "digital"
-    e_mac_pj: float = _f("Activation×activation multiply-accumulate (attention QKᵀ, AV), pJ.", lo=0.0)
-    e_softmax_pj: float = _f("Softmax per element (exp, sum, divide), pJ.", lo=0.0)
-    e_norm_pj: float = _f("LayerNorm/RMSNorm per element, pJ.", lo=0.0)
-    e_elementwise_pj: float = _f("Elementwise op (activation function, residual add) per element, pJ.",
-                                 lo=0.0)
-    e_sample_pj: float = _f("Sampling work per vocabulary entry (Gumbel/argmax), pJ.", lo=0.0)
-    throughput_gops: float = _f("Sustained digital throughput, 1e9 ops/s.", lo=0.0, lo_open=True)
+    e_mac_pj: float = _f("Activation×activation multiply-accumulate (attention QKᵀ, AV), pJ.", lo=0.0, hi=1e+06)
+    e_softmax_pj: float = _f("Softmax per element (exp, sum, divide), pJ.", lo=0.0, hi=1e+06)
+    e_norm_pj: float = _f("LayerNorm/RMSNorm per element, pJ.", lo=0.0, hi=1e+06)
+    e_elementwise_pj: float = _f("Elementwise op (activation function, residual add) per element, pJ.", lo=0.0,
+                                 hi=1e+06)
+    e_sample_pj: float = _f("Sampling work per vocabulary entry (Gumbel/argmax), pJ.", lo=0.0, hi=1e+06)
+    throughput_gops: float = _f("Sustained digital throughput, 1e9 ops/s.", lo=1e-06, hi=1e+09)
     activation_bits: int = _f("Bits per activation element stored or moved.", 8, lo=1, hi=32)
 
 
@@ -335,10 +307,10 @@ class Memory(_Component):
     """On-chip buffers and network-on-chip."""
 
     section: typing.ClassVar[str] = "memory"
-    e_sram_pj_per_bit: float = _f("SRAM read or write energy, pJ/bit.", lo=0.0)
-    e_noc_pj_per_bit_hop: float = _f("Network-on-chip energy, pJ per bit per hop.", lo=0.0)
-    avg_hops: float = _f("Mean NoC hops between producing and consuming tiles.", 1.0, lo=0.0)
-    noc_bandwidth_gbps: float = _f("NoC link bandwidth, Gbit/s.", lo=0.0, lo_open=True)
+    e_sram_pj_per_bit: float = _f("SRAM read or write energy, pJ/bit.", lo=0.0, hi=1e+06)
+    e_noc_pj_per_bit_hop: float = _f("Network-on-chip energy, pJ per bit per hop.", lo=0.0, hi=1e+06)
+    avg_hops: float = _f("Mean NoC hops between producing and consuming tiles.", 1.0, lo=0.0, hi=10000)
+    noc_bandwidth_gbps: float = _f("NoC link bandwidth, Gbit/s.", lo=1e-06, hi=1e+09)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -353,13 +325,13 @@ class GPU(_Component):
     section: typing.ClassVar[str] = "gpu"
     model: str = _f("Marketing name, e.g. 'NVIDIA H100 SXM5 80GB'.")
     dtype: Literal["bf16", "fp8"] = _f("Datatype of weights and matmuls.", "bf16")
-    peak_tflops_bf16: float = _f("Dense BF16 tensor throughput, TFLOP/s.", lo=0.0, lo_open=True)
+    peak_tflops_bf16: float = _f("Dense BF16 tensor throughput, TFLOP/s.", lo=1e-06, hi=1e+06)
     peak_tflops_fp8: float | None = _f("Dense FP8 tensor throughput, TFLOP/s; None = unsupported.",
-                                       None, lo=0.0, lo_open=True)
-    hbm_bandwidth_tbs: float = _f("HBM bandwidth, TB/s.", lo=0.0, lo_open=True)
-    hbm_capacity_gb: float = _f("HBM capacity, GB.", lo=0.0, lo_open=True)
-    power_max_w: float = _f("Board power limit (TDP), W: no kernel draws more on average.", lo=0.0,
-                            lo_open=True)
+                                       None, lo=1e-06, hi=1e+06)
+    hbm_bandwidth_tbs: float = _f("HBM bandwidth, TB/s.", lo=1e-06, hi=10000)
+    hbm_capacity_gb: float = _f("HBM capacity, GB.", lo=0.001, hi=1e+07)
+    power_max_w: float = _f("Board power limit (TDP), W: no kernel draws more on average.", lo=0.001,
+                            hi=1e+06)
     power_const_w: float = _f(
         "Constant power while the GPU runs kernels (leakage, clocks, the busy-but-not-computing baseline; "
         "π0 of the energy roofline), W.", lo=0.0, hi=2000.0)
@@ -369,7 +341,7 @@ class GPU(_Component):
     e_flop_bf16_pj: float = _f("Energy per dense BF16 tensor FLOP, pJ.", lo=0.0, hi=100.0)
     e_flop_fp8_pj: float | None = _f("Energy per dense FP8 tensor FLOP, pJ; None = unsupported.", None,
                                      lo=0.0, hi=100.0)
-    kernel_launch_us: float = _f("Floor time of one kernel, µs.", lo=0.0)
+    kernel_launch_us: float = _f("Floor time of one kernel, µs.", lo=0.0, hi=1e+06)
     compute_efficiency: float = _f("Achievable fraction of peak FLOP/s in large matmuls.", lo=0.0,
                                    hi=1.0, lo_open=True)
     bandwidth_efficiency: float = _f("Achievable fraction of peak HBM bandwidth.", lo=0.0, hi=1.0,
@@ -441,12 +413,15 @@ def list_hardware() -> list[str]:
 
 def hardware_from_dict(data: Mapping[str, Any], name: str = "custom") -> Hardware:
     """Build a Hardware from a parsed card (``{section: {key: value}}``)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{name}: a card is a table of components, got {checks.short(data)}")
     data = dict(data)
-    kwargs: dict[str, Any] = {"name": str(data.pop("name", name)),
-                              "description": str(data.pop("description", ""))}
+    kwargs: dict[str, Any] = {"name": checks.text("name", data.pop("name", name)),
+                              "description": checks.text("description", data.pop("description", ""), 10_000,
+                                                         empty=True)}
     for section, table in data.items():
         if section not in COMPONENTS:
-            raise ConfigError(f"{section}: unknown table; allowed: {', '.join(COMPONENTS)}")
+            raise ConfigError(f"{str(section)[:60]}: unknown table; allowed: {', '.join(COMPONENTS)}")
         if table is None:
             continue
         if not isinstance(table, Mapping):
@@ -455,7 +430,7 @@ def hardware_from_dict(data: Mapping[str, Any], name: str = "custom") -> Hardwar
         names = {f.name for f in dataclasses.fields(cls)}
         for key in table:
             if key not in names:
-                raise ConfigError(f"{section}.{key}: unknown key; allowed: {', '.join(sorted(names))}")
+                raise ConfigError(f"{section}.{str(key)[:60]}: unknown key; allowed: {', '.join(sorted(names))}")
         missing = [f.name for f in dataclasses.fields(cls)
                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                    and f.name not in table]
@@ -469,6 +444,7 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[
     """Apply dotted overrides (``{"adc.bits": 6, "wire": None}``) to a parsed card, returning a copy."""
     out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
     for key, value in overrides.items():
+        key = checks.text("override", key, 100)
         parts = key.split(".")
         section = parts[0]
         if section not in COMPONENTS:
@@ -488,9 +464,11 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[
         if field_name not in {f.name for f in dataclasses.fields(COMPONENTS[section])}:
             allowed = ", ".join(sorted(f.name for f in dataclasses.fields(COMPONENTS[section])))
             raise ConfigError(f"{key}: unknown key; allowed in {section}: {allowed}")
-        if section not in out:
+        if section not in out or out[section] is None:
             raise ConfigError(f"{key}: component '{section}' is off in this card; set the whole "
                               f"table to switch it on")
+        if not isinstance(out[section], dict):
+            raise ConfigError(f"{section}: expected a table in the card, got {checks.short(out[section])}")
         if value is None:
             out[section].pop(field_name, None)
         else:
@@ -500,24 +478,19 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[
 
 def read_card(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
     """Parse a card by preset name or path. Returns (data, name)."""
-    text: str
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such hardware card file")
-        text, where, name = path.read_text(encoding="utf-8"), str(path), path.stem
+    ref = checks.text("--hardware", str(name_or_path), checks.MAX_PATH_CHARS)
+    names = list_hardware()
+    if ref in names:
+        name, where = ref, f"circuits/{ref}.toml"
+        text = (card_dir() / f"{name}.toml").read_text(encoding="utf-8")
+    elif ref.endswith(".toml") or "/" in ref or checks.is_file(ref):
+        path = Path(ref)
+        text, where, name = checks.read_text("hardware card", path), str(path), path.stem[:checks.MAX_NAME_CHARS]
     else:
-        name = str(name_or_path)
-        names = list_hardware()
-        if name not in names:
-            raise ConfigError(f"unknown hardware '{name}'; available: {', '.join(names)}")
-        res = card_dir() / f"{name}.toml"
-        text, where = res.read_text(encoding="utf-8"), f"circuits/{name}.toml"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{where}: malformed TOML: {e}") from None
-    return data, str(data.get("name", name))
+        raise ConfigError(f"unknown hardware {checks.short(ref)}; available: {', '.join(names)} "
+                          f"(or a path to a .toml card)")
+    data = checks.parse_toml(where, text)
+    return data, data.get("name", name)
 
 
 def load_hardware(name_or_path: str | Path | Hardware,
@@ -546,14 +519,14 @@ def parse_set_options(items: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
-            raise ConfigError(f"--set {item}: expected key=value, e.g. adc.bits=6")
+            raise ConfigError(f"--set {checks.short(item)}: expected key=value, e.g. adc.bits=6")
         key, raw = item.split("=", 1)
-        key, raw = key.strip(), raw.strip()
-        if raw.lower() in ("none", "off", "null"):
+        key, raw = checks.text("--set key", key.strip(), 100), raw.strip()
+        if checks.is_none(raw):
             out[key] = None
             continue
         try:
-            out[key] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
+            out[key] = checks.parse_toml(f"--set {key}", f"v = {raw}")["v"]
+        except ConfigError:
             out[key] = raw  # a bare word: a string choice such as pwm
     return out

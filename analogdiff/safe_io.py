@@ -9,6 +9,9 @@ import pathlib
 
 import torch
 
+from analogdiff import checks
+from analogdiff.checks import ConfigError
+
 
 def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -25,17 +28,17 @@ def save_tensors(tensors: dict[str, torch.Tensor], path, metadata: dict[str, str
 
 
 def load_tensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file; any defect (missing, truncated, corrupt) is a one-line ``ValueError``."""
+    """Read a safetensors file; any defect (missing, truncated, corrupt) is a one-line ``ConfigError``."""
     from safetensors import safe_open
 
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint: weights file {path} does not exist")
+    if not checks.is_file(path):
+        raise ConfigError(f"checkpoint: weights file {checks.shown_path(path)} does not exist")
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     except Exception as e:  # safetensors raises several types for bad files
-        raise ValueError(f"checkpoint: {path} is not a readable safetensors file ({type(e).__name__}: "
+        raise ConfigError(f"checkpoint: {path} is not a readable safetensors file ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else 'corrupt'})") from None
 
 
@@ -44,15 +47,13 @@ def write_json(obj, path) -> None:
 
 
 def read_json(path, what: str = "model card") -> dict:
-    """A JSON object from ``path``; missing file, bad JSON or not an object: a one-line ``ValueError``
-    naming ``what`` and the path."""
+    """A JSON object from ``path``; missing, malformed or non-object files are one-line ``ConfigError``s that
+    call the file ``what``."""
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint: {what} {path} does not exist")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"checkpoint: {what} {path} is not valid JSON ({e})") from None
+    if not checks.is_file(path):
+        raise ConfigError(f"checkpoint: {what} {checks.shown_path(path)} does not exist")
+    obj = checks.parse_json(f"checkpoint: {what} {checks.shown_path(path)}",
+                            checks.read_text(f"checkpoint: {what}", path))
     if not isinstance(obj, dict):
-        raise ValueError(f"checkpoint: {what} {path} must hold a JSON object")
+        raise ConfigError(f"checkpoint: {what} {checks.shown_path(path)} must hold a JSON object")
     return obj

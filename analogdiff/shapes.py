@@ -18,15 +18,13 @@ error naming it): a default is how the cost model once priced a position add for
 from __future__ import annotations
 
 import dataclasses
-import json
-import numbers
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from analogdiff.config import ConfigError
+from analogdiff import checks
+from analogdiff.checks import ConfigError
 
 TIME_FREQ_DIM = 256
 """Sinusoidal time-embedding width feeding the adaLN conditioning MLP (``TimestepEmbedder`` in MDLM/SEDD's
@@ -35,24 +33,19 @@ TIME_FREQ_DIM = 256
 MLPS = ("gelu", "swiglu")
 POSITIONS = ("learned", "rotary")
 NORMS = ("layernorm", "rmsnorm")
-COUNT_FIELDS: dict[str, int] = {"n_layers": 1, "d_model": 1, "n_heads": 1, "n_kv_heads": 1, "d_ff": 1,
-                                "vocab_size": 1, "context_len": 1, "cond_dim": 0}
-"""The integer fields and the smallest value each may take."""
-
-
-def _count(field: str, value: Any, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
-        raise ConfigError(f"shape.{field}: {value!r} is outside the allowed range [{lo}, inf) (an integer)")
+COUNT_FIELDS: dict[str, tuple[int, int]] = checks.SHAPE_BOUNDS
+"""The integer fields and the range each may take (``analogdiff.checks.SHAPE_BOUNDS``: a few times the largest
+published models, so that no product of them can overflow)."""
 
 
 def _choice(field: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"shape.{field}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(f"shape.{field}: {checks.short(value)} is not one of {', '.join(map(repr, allowed))}")
 
 
 def _flag(field: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise ConfigError(f"shape.{field}: expected true or false, got {value!r}")
+        raise ConfigError(f"shape.{field}: expected true or false, got {checks.short(value)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,8 +83,10 @@ class ModelShape:
     """Where the numbers come from (config and modeling files, model card); provenance, not compared."""
 
     def __post_init__(self) -> None:  # one check per field, then the relations between fields
-        for field, lo in COUNT_FIELDS.items():
-            _count(field, getattr(self, field), lo)
+        checks.text("shape.name", self.name)
+        checks.text("shape.source", self.source, 10_000, empty=True)
+        for field, (lo, hi) in COUNT_FIELDS.items():
+            object.__setattr__(self, field, checks.integer(f"shape.{field}", getattr(self, field), lo, hi))
         _choice("mlp", self.mlp, MLPS)
         _choice("positions", self.positions, POSITIONS)
         _choice("norm", self.norm, NORMS)
@@ -107,10 +102,10 @@ class ModelShape:
         kinds = [spec[0] for spec in self._layer_specs()]
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"shape.bias: expected a list of layer kinds (from {', '.join(kinds)}), "
-                              f"got {value!r}")
+                              f"got {checks.short(value)}")
         for kind in value:
-            if kind not in kinds:
-                raise ConfigError(f"shape.bias: {kind!r} is not a linear layer of this shape; allowed: "
+            if not isinstance(kind, str) or kind not in kinds:
+                raise ConfigError(f"shape.bias: {checks.short(kind)} is not a linear layer of this shape; allowed: "
                                   f"{', '.join(kinds)}")
         if len(set(value)) != len(value):
             raise ConfigError(f"shape.bias: holds duplicates: {list(value)!r}")
@@ -262,10 +257,7 @@ def _checkpoint_card(name: str) -> Path | None:
 def shape_from_card(path: str | Path, name: str | None = None) -> ModelShape:
     """The shape of a shipped model from its JSON model card (key ``"shape"``)."""
     path = Path(path)
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: malformed JSON at line {e.lineno}: {e.msg}") from None
+    card = checks.parse_json(checks.shown_path(path), checks.read_text("model card", path))
     data = card.get("shape") if isinstance(card, dict) else None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: missing 'shape' object")
@@ -277,9 +269,11 @@ def shape_from_card(path: str | Path, name: str | None = None) -> ModelShape:
 
 def shape_from_dict(data: Mapping[str, Any], where: str = "shape") -> ModelShape:
     """A shape from a card's or TOML file's keys; unknown and missing keys are errors naming the key."""
-    unknown = sorted(set(data) - _FIELDS)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a table of shape fields, got {checks.short(data)}")
+    unknown = sorted(map(str, set(data) - _FIELDS))
     if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(sorted(_FIELDS))}")
+        raise ConfigError(f"{where}: unknown key {checks.short(unknown[0])}; allowed: {', '.join(sorted(_FIELDS))}")
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise ConfigError(f"{where}: missing key '{missing[0]}'; required: {', '.join(_REQUIRED)}")
@@ -295,23 +289,17 @@ def load_shape(shape: str | Path | ModelShape) -> ModelShape:
     """A shape by name (``list_shapes()``), path to a TOML shape or JSON model card, or a ModelShape."""
     if isinstance(shape, ModelShape):
         return shape
-    text = str(shape)
+    text = checks.text("--model", str(shape), checks.MAX_PATH_CHARS)
     if text in _PUBLISHED:
         return ModelShape(name=text, **_PUBLISHED[text])
-    card = _checkpoint_card(text)
-    if card is not None:
-        return shape_from_card(card, text)
-    path = Path(text)
-    if path.suffix in (".toml", ".json") or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such shape file")
+    if text in SHIPPED and _checkpoint_card(text) is not None:
+        return shape_from_card(_checkpoint_card(text), text)
+    if text.endswith((".toml", ".json")) or "/" in text or checks.is_file(text):
+        path = Path(text)
         if path.suffix == ".json":
             return shape_from_card(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: malformed TOML: {e}") from None
-        data.setdefault("name", path.stem)
-        return shape_from_dict(data, where=str(path))
-    raise ConfigError(f"unknown model shape '{text}'; available: {', '.join(list_shapes())} "
+        data = checks.parse_toml(checks.shown_path(path), checks.read_text("shape", path))
+        data.setdefault("name", path.stem[:checks.MAX_NAME_CHARS])
+        return shape_from_dict(data, where=checks.shown_path(path))
+    raise ConfigError(f"unknown model shape {checks.short(text)}; available: {', '.join(list_shapes())} "
                       f"(or a path to a .toml shape)")

@@ -36,7 +36,7 @@ def test_shipped_suites_are_found():
 
 
 BAD = [
-    ('drift_times_s = [1.0, 86400.0]', 'drift_times_s = [1.0, -5.0]', "drift_times_s[1]: expected a positive"),
+    ('drift_times_s = [1.0, 86400.0]', 'drift_times_s = [1.0, -5.0]', "drift_times_s[1]: -5 is outside the allowed range [0, 1e+09]"),
     ('cards = ["ideal", "pcm-ibm"]', 'cards = ["ideal", "pcm-nope"]', "pcm-nope"),
     ('cards = ["ideal", "pcm-ibm"]', 'cards = ["ideal", "h100-sxm"]', "h100-sxm is a GPU card"),
     ('steps = [4, 16]', 'steps = [4, 999]', "steps"),

@@ -53,7 +53,7 @@ def test_bad_input_in_a_subprocess_exits_2_without_traceback():
 
 @pytest.mark.parametrize("args, needle", [
     (["--model", "gpt5", "--hardware", "pcm-ibm"], "unknown model shape 'gpt5'; available: mdlm-owt"),
-    (["--model", "gpt2-small", "--hardware", "pcm-ibm", "--steps", "0"], "steps: 0 is outside the allowed range"),
+    (["--model", "gpt2-small", "--hardware", "pcm-ibm", "--steps", "0"], "argument --steps: expected an integer in [1, 1048576], got '0'"),
     (["--model", "gpt2-small", "--hardware", "pcm-ibm", "--seq-len", "4096"], "seq_len: 4096"),
     (["--model", "gpt2-small", "--hardware", "pcm-ibm", "--set", "adc.bits=0"], "adc.bits: 0 is outside"),
     (["--model", "gpt2-small", "--hardware", "nope"], "unknown hardware 'nope'; available:"),

@@ -82,7 +82,7 @@ def test_card_and_weights_disagree(saved, edit, match):
 def test_bad_json_and_unknown_name(saved):
     _, path = saved
     path.with_suffix(".json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ValueError, match="malformed JSON"):
         load_model(str(path))
     with pytest.raises(ValueError, match="shakespeare-mdlm, shakespeare-ar"):
         load_model("shakespeare-gpt")

@@ -427,7 +427,7 @@ def test_bad_directories_give_one_line_errors(tmp_path):
         msg = _error(directory)
         assert "config.json" in msg and expected in msg, msg
     (directory / "config.json").write_text("{not json")
-    assert "config.json is not valid JSON" in _error(directory)
+    assert "config.json: malformed JSON" in _error(directory)
 
 
 def test_bad_shards_and_tokenizer(tmp_path):

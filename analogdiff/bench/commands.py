@@ -1,6 +1,7 @@
 """Arguments and actions of the ``bench``, ``tune`` and ``plot`` subcommands (``analogdiff/cli.py`` binds them).
 
-Bad input raises ``ValueError`` (one line); the CLI turns it into exit code 2.
+Every number has its range in its argument definition; bad input found later raises ``ConfigError`` (one
+line); the CLI turns it into exit code 2.
 """
 from __future__ import annotations
 
@@ -9,33 +10,30 @@ import json
 import sys
 from pathlib import Path
 
+from analogdiff import checks
+from analogdiff.checks import ConfigError
 
-def _workers(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return n
+MAX_WORKERS = 4096
+"""Dask worker processes of one local cluster."""
 
 
 def add_pool_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=_workers, default=None, metavar="N",
+    p.add_argument("--workers", type=checks.arg_int(0, MAX_WORKERS), default=None, metavar="N",
                    help="Dask LocalCluster with N single-threaded worker processes (default: one per core; "
                         "0 = run in this process)")
-    p.add_argument("--scheduler", default=None, metavar="ADDR",
+    p.add_argument("--scheduler", default=None, metavar="ADDR", type=checks.arg_path,
                    help="run on an existing Dask cluster, e.g. tcp://host:8786 (workers need analogdiff)")
 
 
 # --------------------------------------------------------------------------- bench
 
 def add_bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--suite", default=None, metavar="NAME|PATH",
+    p.add_argument("--suite", default=None, metavar="NAME|PATH", type=checks.arg_path,
                    help="suite name in analogdiff/bench/suites (default: default; 'estimator' = the estimator "
                         "suite of published shapes) or a path to a suite TOML file")
     p.add_argument("--quick", action="store_true", help="the quick suite (< 2 minutes) in place of the default")
-    p.add_argument("--out", default="results", metavar="DIR", help="output directory (default: results/)")
+    p.add_argument("--out", default="results", metavar="DIR", type=checks.arg_path,
+                   help="output directory (default: results/)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     add_pool_args(p)
 
@@ -62,14 +60,18 @@ def run_bench(args: argparse.Namespace, estimator_suite=None) -> int:
 # --------------------------------------------------------------------------- tune
 
 def add_tune(sub) -> None:
+    from .tune import MAX_TRIALS
+
     p = sub.add_parser("tune", help="multi-objective Optuna search of device parameters (accuracy vs energy)")
-    p.add_argument("--trials", type=int, required=True, metavar="N",
+    p.add_argument("--trials", type=checks.arg_int(1, MAX_TRIALS), required=True, metavar="N",
                    help="finished trials the study should hold (a rerun continues up to N)")
-    p.add_argument("--out", required=True, metavar="DIR", help="directory of the study (study.db) and its outputs")
-    p.add_argument("--space", default=None, metavar="PATH",
-                   help="search-space TOML (default: analogdiff/bench/spaces/default.toml, or quick.toml with --quick)")
+    p.add_argument("--out", required=True, metavar="DIR", type=checks.arg_path,
+                   help="directory of the study (study.db) and its outputs")
+    p.add_argument("--space", default=None, metavar="PATH", type=checks.arg_path,
+                   help="search-space TOML (default: analogdiff/bench/spaces/default.toml, or quick.toml with "
+                        "--quick)")
     p.add_argument("--quick", action="store_true", help="small evaluation budget (and the quick space)")
-    p.add_argument("--storage", default=None, metavar="URL",
+    p.add_argument("--storage", default=None, metavar="URL", type=checks.arg_path,
                    help="Optuna storage shared by several machines, e.g. postgresql://user:pw@host/db "
                         "(default: sqlite in DIR)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -91,19 +93,20 @@ def run_tune(args: argparse.Namespace) -> int:
 def add_plot(sub) -> None:
     p = sub.add_parser("plot", help="figures (PNG and SVG) from bench results or a tuning study")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--results", metavar="DIR|FILE", help="a bench output directory or its results.json")
-    src.add_argument("--study", metavar="DIR", help="a tune output directory (its study.db)")
-    p.add_argument("--storage", default=None, metavar="URL", help="with --study: the study's storage URL")
-    p.add_argument("--out", default=None, metavar="DIR",
+    src.add_argument("--results", metavar="DIR|FILE", type=checks.arg_path,
+                     help="a bench output directory or its results.json")
+    src.add_argument("--study", metavar="DIR", type=checks.arg_path, help="a tune output directory (its study.db)")
+    p.add_argument("--storage", default=None, metavar="URL", type=checks.arg_path,
+                   help="with --study: the study's storage URL")
+    p.add_argument("--out", default=None, metavar="DIR", type=checks.arg_path,
                    help="where to write the figures (default: figures/ beside the results or study)")
-    p.add_argument("--token-rate", type=float, default=None, metavar="R",
+    p.add_argument("--token-rate", type=checks.arg_number(0.0, checks.MAX_TOKEN_RATE_PER_S, lo_open=True),
+                   default=None, metavar="R",
                    help="tokens/s at which power is stated (default: the suite's, else 100)")
     p.add_argument("--json", action="store_true", help="print the written files as one JSON object")
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    if args.token_rate is not None and not args.token_rate > 0:
-        raise ValueError(f"--token-rate: must be > 0 tokens/s, got {args.token_rate}")
     if args.results:
         from .figures import suite_figures
         from .results import load_results
@@ -113,14 +116,21 @@ def run_plot(args: argparse.Namespace) -> int:
         base = src if src.is_dir() else src.parent
         rate, t, steps = 100.0, None, 64
         if (base / "suite.json").is_file():
-            meta = json.loads((base / "suite.json").read_text())
-            rate, t = meta.get("token_rate_per_s", rate), meta.get("headline_drift_time_s")
-            steps = meta.get("headline_steps", steps)
+            where = str(base / "suite.json")
+            meta = checks.parse_json(where, checks.read_text("suite record", base / "suite.json"))
+            if not isinstance(meta, dict):
+                raise ConfigError(f"{where}: expected a JSON object")
+            rate = checks.number(f"{where}: token_rate_per_s", meta.get("token_rate_per_s", rate), 0.0,
+                                 checks.MAX_TOKEN_RATE_PER_S, lo_open=True)
+            if meta.get("headline_drift_time_s") is not None:
+                t = checks.drift_time_s(f"{where}: headline_drift_time_s", meta["headline_drift_time_s"])
+            if meta.get("headline_steps") is not None:
+                steps = checks.integer(f"{where}: headline_steps", meta["headline_steps"], 1, checks.MAX_STEPS)
         out = Path(args.out) if args.out else base / "figures"
         pngs = suite_figures(rows, out, token_rate_per_s=args.token_rate or rate, headline_drift_time_s=t,
                              headline_steps=steps)
         if not pngs:
-            raise ValueError(f"--results: {src} holds no rows that can be plotted")
+            raise ConfigError(f"--results: {src} holds no rows that can be plotted")
     else:
         from .tune import load_study, write_study_outputs
 
@@ -129,7 +139,7 @@ def run_plot(args: argparse.Namespace) -> int:
         info = write_study_outputs(study, None, out, args.token_rate or 100.0)
         pngs = [Path(info["figure"])] if info.get("figure") else []
         if not pngs:
-            raise ValueError(f"--study: {args.study} holds no completed trial")
+            raise ConfigError(f"--study: {args.study} holds no completed trial")
     files = [str(p) for png in pngs for p in (png, png.with_suffix(".svg"))]
     if args.json:
         print(json.dumps({"files": files}))

@@ -15,6 +15,8 @@ import logging
 import os
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from analogdiff.checks import ConfigError
+
 
 def default_workers() -> int:
     """Workers of the default LocalCluster: one per CPU core."""
@@ -79,9 +81,9 @@ class Pool:
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None):
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
-            raise ValueError(f"--workers: must be an integer >= 0 (0 = run in this process), got {workers!r}")
+            raise ConfigError(f"--workers: must be an integer >= 0 (0 = run in this process), got {workers!r}")
         if scheduler is not None and not (isinstance(scheduler, str) and "://" in scheduler):
-            raise ValueError(f"--scheduler: expected an address like tcp://host:8786, got {scheduler!r}")
+            raise ConfigError(f"--scheduler: expected an address like tcp://host:8786, got {scheduler!r}")
         self.scheduler = scheduler
         self.workers = default_workers() if workers is None else workers
         self.client = None
@@ -114,7 +116,7 @@ class Pool:
             try:
                 self.client = Client(self.scheduler, timeout="10s")
             except (OSError, TimeoutError) as e:
-                raise ValueError(f"--scheduler: cannot connect to {self.scheduler} ({e})") from None
+                raise ConfigError(f"--scheduler: cannot connect to {self.scheduler} ({e})") from None
         else:
             self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                          host="127.0.0.1", dashboard_address=None,

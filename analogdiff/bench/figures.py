@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from analogdiff.checks import ConfigError
+
 from .pareto import METRIC_DIRECTIONS, pareto_front
 from .results import aggregate
 
@@ -82,7 +84,7 @@ def accuracy_vs_power(points: Sequence[Mapping], stem, metric: str = "bits_per_c
     ax = fig.add_subplot()
     pts = [p for p in points if _finite(p.get("energy_per_token_j")) and _finite(p.get(metric))]
     if not pts:
-        raise ValueError(f"accuracy_vs_power: no point has both energy_per_token_j and {metric}")
+        raise ConfigError(f"accuracy_vs_power: no point has both energy_per_token_j and {metric}")
     colors = _colors([p["card"] for p in pts])
     for card, color in colors.items():
         for kind in dict.fromkeys(p.get("model_kind") for p in pts if p["card"] == card):
@@ -120,7 +122,7 @@ def accuracy_vs_drift(rows: Sequence[Mapping], stem, metric: str = "bits_per_cha
     Cards without drift (one run for all times) are drawn as horizontal dashed lines."""
     rows = [r for r in rows if _finite(r.get(metric))]
     if not rows:
-        raise ValueError(f"accuracy_vs_drift: no row has {metric}")
+        raise ConfigError(f"accuracy_vs_drift: no row has {metric}")
     models = list(dict.fromkeys(r["model"] for r in rows))
     fig = _new_figure(max(7.0, 4.6 * len(models)), 4.8)
     axes = fig.subplots(1, len(models), squeeze=False)[0]
@@ -157,7 +159,7 @@ def accuracy_vs_drift(rows: Sequence[Mapping], stem, metric: str = "bits_per_cha
 def energy_breakdown(bars: Sequence[Mapping], stem, title: str = ""):
     """Stacked bars: each bar a dict with ``label`` and ``breakdown`` ({component: J per token})."""
     if not bars:
-        raise ValueError("energy_breakdown: no bars")
+        raise ConfigError("energy_breakdown: no bars")
     fig = _new_figure(max(6.0, 0.55 * len(bars) + 3.0), 4.8)
     ax = fig.add_subplot()
     comps = list(dict.fromkeys(c for b in bars for c, v in b["breakdown"].items() if v))

@@ -24,6 +24,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from analogdiff import checks
+from analogdiff.checks import ConfigError
+
 # Columns that lead the CSV (in this order) when present; every other column follows, sorted.
 LEADING_COLUMNS = (
     "run_id", "section", "kind", "model", "card", "overrides", "decode", "steps", "seq_len",
@@ -113,7 +116,7 @@ class ResultStore:
         """Append one finished row (must carry ``run_id``) to rows.jsonl and fsync; returns the stored row."""
         row = {k: _plain(v) for k, v in row.items() if k != "row_sha"}
         if "run_id" not in row:
-            raise ValueError("row: missing run_id")
+            raise ConfigError("row: missing run_id")
         row["row_sha"] = _row_sha(row)
         line = (canonical_json(row) + "\n").encode()
         with open(self.rows_path, "ab") as f:
@@ -171,7 +174,7 @@ def read_rows_jsonl(path: str | os.PathLike) -> tuple[dict[str, dict], int]:
             break
         try:
             row = json.loads(data[pos:end])
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             break  # a corrupt line: trust nothing from here on
         if not isinstance(row, dict) or "run_id" not in row or row.get("row_sha") != _row_sha(row):
             break
@@ -180,28 +183,50 @@ def read_rows_jsonl(path: str | os.PathLike) -> tuple[dict[str, dict], int]:
     return rows, good
 
 
+ROW_TEXT = ("kind", "card", "model", "model_kind", "section", "shape", "decode", "judge", "run_id", "unit_id")
+"""Row columns that are text when present."""
+ROW_FIGURES = ("energy_per_token_j", "latency_per_token_s", "energy_per_sequence_j", "latency_per_sequence_s",
+               "tokens_per_s", "bits_per_char", "token_accuracy", "drift_time_s", "steps", "seq_len", "seed",
+               "tiles")
+"""Row columns that are non-negative numbers (or null) when present; ``breakdown_j.*`` too."""
+
+
+def check_row(where: str, row: Any) -> dict:
+    """A result row read back from a file: a flat object whose known columns have their types and whose
+    figures are finite and non-negative. One line naming the row and column otherwise."""
+    if not isinstance(row, dict):
+        raise ConfigError(f"{where}: expected a row object, got {checks.short(row)}")
+    for k, v in row.items():
+        if not isinstance(v, (str, int, float, bool, type(None))):
+            raise ConfigError(f"{where}.{checks.short(k)}: expected a number, text or null, got {checks.short(v)}")
+        if k in ROW_TEXT and not isinstance(v, str):
+            raise ConfigError(f"{where}.{k}: expected text, got {checks.short(v)}")
+        if (k in ROW_FIGURES or k.startswith("breakdown_j.")) and v is not None and (
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0)):
+            raise ConfigError(f"{where}.{k}: expected a finite number >= 0 or null, got {checks.short(v)}")
+    return row
+
+
 def load_results(path: str | os.PathLike) -> list[dict]:
     """Rows from a results directory (its results.json, else rows.jsonl) or a results .json/.jsonl file."""
-    path = Path(path)
+    path = Path(checks.text("--results", str(path), checks.MAX_PATH_CHARS))
     if path.is_dir():
         if (path / "results.json").is_file():
             path = path / "results.json"
         elif (path / "rows.jsonl").is_file():
             path = path / "rows.jsonl"
         else:
-            raise ValueError(f"--results: {path} holds neither results.json nor rows.jsonl")
+            raise ConfigError(f"--results: {path} holds neither results.json nor rows.jsonl")
     if not path.is_file():
-        raise ValueError(f"--results: {path} does not exist")
+        raise ConfigError(f"--results: {path} does not exist")
     if path.suffix == ".jsonl":
         rows, _ = read_rows_jsonl(path)
-        return [{k: v for k, v in r.items() if k != "row_sha"} for r in rows.values()]
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"--results: {path} is not valid JSON ({e})") from None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise ValueError(f"--results: {path} must hold a JSON list of row objects")
-    return rows
+        rows = [{k: v for k, v in r.items() if k != "row_sha"} for r in rows.values()]
+    else:
+        rows = checks.parse_json(f"--results: {path}", checks.read_text("results", path))
+        if not isinstance(rows, list):
+            raise ConfigError(f"--results: {path} must hold a JSON list of row objects")
+    return [check_row(f"--results: {path}: row {i}", r) for i, r in enumerate(rows)]
 
 
 def aggregate(rows: list[Mapping[str, Any]], by: Sequence[str], metrics: Sequence[str]) -> list[dict]:

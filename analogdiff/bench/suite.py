@@ -17,20 +17,20 @@ those already in the output directory, runs the rest (serially or on Dask) and w
 """
 from __future__ import annotations
 
-import math
 import time
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
+
+from analogdiff import checks
+from analogdiff.checks import ConfigError
 
 KINDS = ("accuracy", "generation", "estimator", "estimate")
 BUILTIN_SUITES = ("default", "quick", "estimator")
 
 _TOP_KEYS = {"name", "description", "token_rate_per_s", "eval_seed", "headline_drift_time_s", "headline_steps",
              "budget", "section"}
-_BUDGET_DEFAULTS = {"eval_chars": 4096, "t_samples": 1, "batch_size": 16, "gen_samples": 4, "gen_len": 256}
 _SECTION_KEYS = {
     "accuracy": {"name", "kind", "models", "cards", "drift_times_s", "seeds", "overrides"},
     "generation": {"name", "kind", "models", "cards", "drift_times_s", "seeds", "steps", "overrides"},
@@ -40,7 +40,7 @@ _SECTION_KEYS = {
 _ESTIMATE_RUN_KEYS = {"shape", "decode", "steps", "seq_len", "block_len", "batch"}
 
 
-class SuiteError(ValueError):
+class SuiteError(ConfigError):
     """A suite file that cannot be run; the message is one line naming the file and field."""
 
 
@@ -76,22 +76,22 @@ def list_suites() -> list[str]:
 
 def resolve_suite(name_or_path: str | None, quick: bool = False) -> str | Path:
     """``None``/"default" (+``quick`` → "quick"), "estimator", another shipped suite's name, or a path."""
-    name = name_or_path or "default"
+    name = checks.text("--suite", name_or_path or "default", checks.MAX_PATH_CHARS)
     if name == "estimator":
         return "estimator"
     if quick:
         if name != "default":
             raise SuiteError(f"--quick: selects the quick suite in place of 'default' (or the estimator's quick "
-                             f"table); for the suite {name!r} lower its [budget] instead")
+                             f"table); for the suite {checks.short(name)} lower its [budget] instead")
         name = "quick"
-    path = Path(name)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise SuiteError(f"--suite: {name} does not exist")
-        return path
+    if name.endswith(".toml") or "/" in name or checks.is_file(name):
+        if not checks.is_file(name):
+            raise SuiteError(f"--suite: {checks.short(name)} does not exist")
+        return Path(name)
     shipped = suites_dir() / f"{name}.toml"
-    if not shipped.is_file():
-        raise SuiteError(f"--suite: unknown suite {name!r}; known: {', '.join(list_suites())} (or a path to a .toml file)")
+    if len(name) > checks.MAX_NAME_CHARS - 5 or not shipped.is_file():
+        raise SuiteError(f"--suite: unknown suite {checks.short(name)}; known: {', '.join(list_suites())} "
+                         f"(or a path to a .toml file)")
     return shipped
 
 
@@ -104,34 +104,35 @@ class _Checker:
     def fail(self, where: str, msg: str):
         raise SuiteError(f"suite {self.source}: {where}: {msg}")
 
+    def check(self, rule, *args, **kw):
+        """A rule of :mod:`analogdiff.checks`, its error prefixed with this suite's file."""
+        try:
+            return rule(*args, **kw)
+        except SuiteError:
+            raise
+        except ConfigError as e:
+            raise SuiteError(f"suite {self.source}: {e}") from None
+
     def keys(self, where: str, table: Mapping, allowed: set, required: set = frozenset()):
         if not isinstance(table, Mapping):
             self.fail(where, "expected a table")
         for k in table:
             if k not in allowed:
+                k = str(k)[:60]
                 self.fail(f"{where}.{k}" if where else k, f"unknown key (allowed: {', '.join(sorted(allowed))})")
         for k in sorted(required):
             if k not in table:
                 self.fail(f"{where}.{k}" if where else k, "missing")
 
-    def int_(self, where: str, v, lo: int = 0, hi: int | None = None) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-            self.fail(where, f"expected an integer in [{lo}, {'inf' if hi is None else hi}], got {v!r}")
-        return v
-
-    def num(self, where: str, v, positive: bool = True) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (positive and v <= 0):
-            self.fail(where, f"expected a {'positive ' if positive else ''}finite number, got {v!r}")
-        return float(v)
+    def int_(self, where: str, v, lo: int, hi: int) -> int:
+        return self.check(checks.integer, where, v, lo, hi)
 
     def str_(self, where: str, v) -> str:
-        if not isinstance(v, str) or not v:
-            self.fail(where, f"expected a non-empty string, got {v!r}")
-        return v
+        return self.check(checks.text, where, v, checks.MAX_PATH_CHARS)
 
     def list_(self, where: str, v, item, **kw) -> list:
         if not isinstance(v, list) or not v:
-            self.fail(where, f"expected a non-empty list, got {v!r}")
+            self.fail(where, f"expected a non-empty list, got {checks.short(v)}")
         out = [item(f"{where}[{i}]", x, **kw) for i, x in enumerate(v)]
         if len(set(map(repr, out))) != len(out):
             self.fail(where, f"holds duplicates: {v!r}")
@@ -146,7 +147,7 @@ def _card(chk: _Checker, where: str, name: str, overrides: Mapping, base: Path |
         ref = str(base / name)
     try:
         return load_hardware(ref, overrides=dict(overrides))
-    except (ValueError, FileNotFoundError) as e:
+    except ConfigError as e:
         chk.fail(where, str(e).splitlines()[0])
 
 
@@ -159,7 +160,7 @@ def _model(chk: _Checker, where: str, name: str, base: Path | None, cache: dict)
     if ref not in cache:
         try:
             cache[ref] = load_model(ref)
-        except ValueError as e:
+        except ConfigError as e:
             chk.fail(where, str(e).splitlines()[0])
     return ref, cache[ref]
 
@@ -171,14 +172,12 @@ def load_suite(source: str | Path, check_models: bool = True) -> Suite:
     path = resolve_suite(str(source)) if not isinstance(source, Path) else source
     if path == "estimator":
         return Suite("estimator", "estimator", "The estimator suite of published shapes (issue 2, item 9).",
-                     100.0, 0, 86400.0, dict(_BUDGET_DEFAULTS),
+                     100.0, 0, 86400.0, checks.budget("budget", None),
                      ({"name": "estimator", "kind": "estimator", "quick": False},))
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise SuiteError(f"suite {path}: malformed TOML ({e})") from None
-    except OSError as e:
-        raise SuiteError(f"suite {path}: cannot read ({e.strerror})") from None
+        data = checks.parse_toml(f"suite {path}", checks.read_text("suite", path))
+    except ConfigError as e:
+        raise SuiteError(str(e)) from None
     return validate_suite(data, str(path), base=Path(path).resolve().parent, check_models=check_models)
 
 
@@ -187,10 +186,7 @@ def validate_suite(data: Mapping, source: str = "<suite>", base: Path | None = N
     """A :class:`Suite` from parsed TOML ``data``; every card, model and shape named is loaded once here."""
     chk = _Checker(source)
     chk.keys("", data, _TOP_KEYS, {"name", "section"})
-    budget = dict(_BUDGET_DEFAULTS)
-    chk.keys("budget", data.get("budget", {}), set(_BUDGET_DEFAULTS))
-    for k, v in data.get("budget", {}).items():
-        budget[k] = chk.int_(f"budget.{k}", v, lo=1)
+    budget = chk.check(checks.budget, "budget", data.get("budget"))
     sections_raw = data["section"]
     if not isinstance(sections_raw, list) or not sections_raw:
         chk.fail("section", "expected one or more [[section]] tables")
@@ -212,12 +208,14 @@ def validate_suite(data: Mapping, source: str = "<suite>", base: Path | None = N
         sections.append(_validate_section(chk, where, kind, dict(raw), budget, base, models, check_models))
     return Suite(
         name=chk.str_("name", data["name"]), source=source,
-        description=str(data.get("description", "")),
-        token_rate_per_s=chk.num("token_rate_per_s", data.get("token_rate_per_s", 100.0)),
-        eval_seed=chk.int_("eval_seed", data.get("eval_seed", 0)),
-        headline_drift_time_s=chk.num("headline_drift_time_s", data.get("headline_drift_time_s", 86400.0)),
+        description=chk.check(checks.text, "description", data.get("description", ""), 10_000, empty=True),
+        token_rate_per_s=chk.check(checks.number, "token_rate_per_s", data.get("token_rate_per_s", 100.0), 0.0,
+                                   checks.MAX_TOKEN_RATE_PER_S, lo_open=True),
+        eval_seed=chk.check(checks.seed, "eval_seed", data.get("eval_seed", 0)),
+        headline_drift_time_s=chk.check(checks.drift_time_s, "headline_drift_time_s",
+                                        data.get("headline_drift_time_s", 86400.0)),
         budget=budget, sections=tuple(sections),
-        headline_steps=chk.int_("headline_steps", data.get("headline_steps", 64), lo=1))
+        headline_steps=chk.int_("headline_steps", data.get("headline_steps", 64), 1, checks.MAX_STEPS))
 
 
 def _validate_section(chk, where, kind, raw, budget, base, models, check_models) -> dict:
@@ -230,11 +228,7 @@ def _validate_section(chk, where, kind, raw, budget, base, models, check_models)
             chk.fail(f"{where}.quick", f"expected true or false, got {q!r}")
         s["quick"] = q
         return s
-    overrides = raw.get("overrides", {})
-    if not isinstance(overrides, Mapping):
-        chk.fail(f"{where}.overrides", "expected a table of dotted card keys, e.g. { \"adc.bits\" = 6 }")
-    s["overrides"] = {k: (None if isinstance(v, str) and v.lower() in ("none", "off") else v)
-                      for k, v in overrides.items()}  # TOML has no null: "none" switches off
+    s["overrides"] = chk.check(checks.overrides, f"{where}.overrides", raw.get("overrides"))
     s["cards"] = chk.list_(f"{where}.cards", raw.get("cards"), chk.str_)
     hws = {c: _card(chk, f"{where}.cards", c, s["overrides"], base) for c in s["cards"]}
     s["card_kinds"] = {c: hw.kind for c, hw in hws.items()}
@@ -249,7 +243,8 @@ def _validate_section(chk, where, kind, raw, budget, base, models, check_models)
         s["runs"] = [_validate_estimate_run(chk, f"{where}.runs[{j}]", r) for j, r in enumerate(runs)]
         for card, hw in hws.items():
             for j, r in enumerate(s["runs"]):
-                _fits(chk, f"{where}.runs[{j}]", r["shape"], hw, r["decode"], r.get("steps"), r["seq_len"])
+                _fits(chk, f"{where}.runs[{j}]", r["shape"], hw, r["decode"], r.get("steps"), r["seq_len"],
+                      r.get("block_len"), r["batch"])
         return s
     s["models"] = []
     s["model_kinds"] = {}
@@ -267,15 +262,16 @@ def _validate_section(chk, where, kind, raw, budget, base, models, check_models)
             for card, hw in hws.items():
                 _fits(chk, f"{where}.models", energy_shape(models[ref]), hw, s["model_kinds"][ref], None,
                       s["contexts"][ref])
-    s["drift_times_s"] = chk.list_(f"{where}.drift_times_s", raw.get("drift_times_s"), chk.num)
-    s["seeds"] = chk.list_(f"{where}.seeds", raw.get("seeds"), chk.int_)
+    s["drift_times_s"] = chk.list_(f"{where}.drift_times_s", raw.get("drift_times_s"),
+                                   lambda w, v: chk.check(checks.drift_time_s, w, v))
+    s["seeds"] = chk.check(checks.seeds, f"{where}.seeds", raw.get("seeds"))
     if kind == "accuracy":
         gpu = [c for c, k in s["card_kinds"].items() if k != "analog"]
         if gpu:
             chk.fail(f"{where}.cards", f"{gpu[0]} is a GPU card; accuracy runs need analog cards "
                                        f"(a GPU runs the digital model: use a generation section)")
     else:
-        s["steps"] = chk.list_(f"{where}.steps", raw.get("steps"), chk.int_, lo=1)
+        s["steps"] = chk.list_(f"{where}.steps", raw.get("steps"), chk.int_, lo=1, hi=checks.MAX_STEPS)
         for ref, ctx in s.get("contexts", {}).items():
             L = min(budget["gen_len"], ctx)
             if max(s["steps"]) > L:
@@ -293,12 +289,13 @@ def _validate_estimate_run(chk, where, r) -> dict:
     chk.keys(where, r, _ESTIMATE_RUN_KEYS, {"shape", "decode"})
     try:
         load_shape(chk.str_(f"{where}.shape", r["shape"]))
-    except (ValueError, FileNotFoundError) as e:
+    except ConfigError as e:
         chk.fail(f"{where}.shape", str(e).splitlines()[0])
-    if r["decode"] not in ("diffusion", "ar"):
-        chk.fail(f"{where}.decode", f"{r['decode']!r} is not one of 'diffusion', 'ar'")
-    out = {"shape": r["shape"], "decode": r["decode"], "seq_len": chk.int_(f"{where}.seq_len", r.get("seq_len", 1024), 1),
-           "batch": chk.int_(f"{where}.batch", r.get("batch", 1), 1)}
+    if not isinstance(r["decode"], str) or r["decode"] not in ("diffusion", "ar"):
+        chk.fail(f"{where}.decode", f"{checks.short(r['decode'])} is not one of 'diffusion', 'ar'")
+    out = {"shape": r["shape"], "decode": r["decode"],
+           "seq_len": chk.int_(f"{where}.seq_len", r.get("seq_len", 1024), 1, checks.MAX_SEQ_LEN),
+           "batch": chk.int_(f"{where}.batch", r.get("batch", 1), 1, checks.MAX_BATCH)}
     if r["decode"] == "diffusion":
         out["steps"] = chk.int_(f"{where}.steps", r.get("steps", out["seq_len"]), 1, out["seq_len"])
         if "block_len" in r:
@@ -308,14 +305,17 @@ def _validate_estimate_run(chk, where, r) -> dict:
     return out
 
 
-def _fits(chk, where, shape, hw, decode: str, steps, seq_len: int) -> None:
-    """Price one decode now (milliseconds) so that a model that does not fit a card fails before any work."""
+def _fits(chk, where, shape, hw, decode: str, steps, seq_len: int, block_len: int | None = None,
+          batch: int = 1) -> None:
+    """Price one decode now (milliseconds) so that a model that does not fit a card, or a decode it cannot
+    run, fails before any work."""
     from analogdiff.energy import Autoregressive, Diffusion, estimate
 
-    d = Autoregressive(seq_len=seq_len) if decode == "ar" else Diffusion(steps=steps or seq_len, seq_len=seq_len)
     try:
-        estimate(shape, hw, decode=d)
-    except (ValueError, FileNotFoundError) as e:
+        d = (Autoregressive(seq_len=seq_len) if decode == "ar" else
+             Diffusion(steps=steps or seq_len, seq_len=seq_len, block_len=block_len))
+        estimate(shape, hw, decode=d, batch=batch)
+    except ConfigError as e:
         chk.fail(where, str(e).splitlines()[0])
 
 

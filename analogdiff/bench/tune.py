@@ -17,24 +17,26 @@ import fcntl
 import json
 import math
 import time
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
+
+from analogdiff import checks
+from analogdiff.checks import ConfigError
 
 from .pareto import METRIC_DIRECTIONS, pareto_front
 from .results import atomic_write_text, canonical_json, rows_to_csv
 
 METRICS = ("bits_per_char", "token_accuracy", "gen_ppl")
 SAMPLERS = ("nsga2", "tpe")
-QUICK_BUDGET = {"eval_chars": 2048, "t_samples": 1, "batch_size": 16, "gen_samples": 1, "gen_len": 64}
 _TOP_KEYS = {"name", "model", "card", "drift_time_s", "seeds", "metric", "latency", "sampler", "sampler_seed",
              "eval_seed", "judge", "budget", "params", "steps", "overrides"}
-_BUDGET_KEYS = {"eval_chars", "t_samples", "batch_size", "gen_samples", "gen_len"}
+MAX_TRIALS = 100_000
+"""Finished trials one study may be asked to hold."""
 HEARTBEAT_S, GRACE_S = 20, 600
 
 
-class SpaceError(ValueError):
+class SpaceError(ConfigError):
     """A search-space file that cannot be used; one line naming the file and field."""
 
 
@@ -46,88 +48,77 @@ def spaces_dir() -> Path:
 def resolve_space(path: str | None, quick: bool) -> Path:
     if path is None:
         return spaces_dir() / ("quick.toml" if quick else "default.toml")
-    p = Path(path)
-    if not p.is_file():
-        raise SpaceError(f"--space: {path} does not exist")
-    return p
+    return Path(checks.text("--space", path, checks.MAX_PATH_CHARS))
 
 
 def load_space(path: str | Path, quick: bool = False) -> dict:
     """Read and check a search space; every card value it can produce is range-checked by loading the card
-    with the lowest and highest values. ``quick`` replaces the budget by :data:`QUICK_BUDGET`."""
+    with the lowest and highest values. ``quick`` replaces the budget by :data:`analogdiff.checks.QUICK_BUDGET`."""
     from analogdiff.config import load_hardware
     from analogdiff.lm import load_model
 
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise SpaceError(f"space {path}: malformed TOML ({e})") from None
+        raw = checks.parse_toml(f"space {path}", checks.read_text("space", path))
+    except ConfigError as e:
+        raise SpaceError(str(e)) from None
 
     def fail(field: str, msg: str):
         raise SpaceError(f"space {path}: {field}: {msg}")
 
+    def check(rule, field, *args, **kw):
+        try:
+            return rule(field, *args, **kw)
+        except ConfigError as e:
+            raise SpaceError(f"space {path}: {e}") from None
+
     for k in raw:
         if k not in _TOP_KEYS:
-            fail(k, f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
+            fail(str(k)[:60], f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
     for k in ("model", "card", "params"):
         if k not in raw:
             fail(k, "missing")
-    sp: dict[str, Any] = {"name": str(raw.get("name", path.stem)), "model": raw["model"], "card": raw["card"],
+    sp: dict[str, Any] = {"name": check(checks.text, "name", raw.get("name", path.stem[:checks.MAX_NAME_CHARS])),
+                          "model": check(checks.text, "model", raw["model"], checks.MAX_PATH_CHARS),
+                          "card": check(checks.text, "card", raw["card"], checks.MAX_PATH_CHARS),
                           "drift_time_s": raw.get("drift_time_s", 86400.0), "seeds": raw.get("seeds", [0]),
                           "metric": raw.get("metric", "bits_per_char"), "latency": raw.get("latency", False),
                           "sampler": raw.get("sampler", "nsga2"), "sampler_seed": raw.get("sampler_seed", 0),
-                          "eval_seed": raw.get("eval_seed", 0), "judge": raw.get("judge", "shakespeare-ar")}
-    base = raw.get("overrides", {})
-    if not isinstance(base, Mapping):
-        fail("overrides", "expected a table of dotted card keys applied to every trial, e.g. { \"wire\" = \"none\" }")
-    sp["overrides"] = {k: _card_value(v) for k, v in base.items()}
+                          "eval_seed": raw.get("eval_seed", 0),
+                          "judge": check(checks.text, "judge", raw.get("judge", "shakespeare-ar"),
+                                         checks.MAX_PATH_CHARS)}
+    sp["overrides"] = check(checks.overrides, "overrides", raw.get("overrides"))
     try:
         load_hardware(sp["card"], overrides=sp["overrides"])
-    except (ValueError, FileNotFoundError) as e:
+    except ConfigError as e:
         fail("card", str(e).splitlines()[0])
-    if sp["metric"] not in METRICS:
-        fail("metric", f"{sp['metric']!r} is not one of {', '.join(METRICS)}")
-    if sp["sampler"] not in SAMPLERS:
-        fail("sampler", f"{sp['sampler']!r} is not one of {', '.join(SAMPLERS)}")
+    if not isinstance(sp["metric"], str) or sp["metric"] not in METRICS:
+        fail("metric", f"{checks.short(sp['metric'])} is not one of {', '.join(METRICS)}")
+    if not isinstance(sp["sampler"], str) or sp["sampler"] not in SAMPLERS:
+        fail("sampler", f"{checks.short(sp['sampler'])} is not one of {', '.join(SAMPLERS)}")
     if not isinstance(sp["latency"], bool):
-        fail("latency", f"expected true or false, got {sp['latency']!r}")
-    t = sp["drift_time_s"]
-    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0):
-        fail("drift_time_s", f"expected a positive number of seconds, got {t!r}")
-    sp["drift_time_s"] = float(t)
-    seeds = sp["seeds"]
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                       for s in seeds)):
-        fail("seeds", f"expected a non-empty list of integers >= 0, got {seeds!r}")
+        fail("latency", f"expected true or false, got {checks.short(sp['latency'])}")
+    sp["drift_time_s"] = check(checks.drift_time_s, "drift_time_s", sp["drift_time_s"])
+    sp["seeds"] = check(checks.seeds, "seeds", sp["seeds"])
     for k in ("sampler_seed", "eval_seed"):
-        if isinstance(sp[k], bool) or not isinstance(sp[k], int) or sp[k] < 0:
-            fail(k, f"expected an integer >= 0, got {sp[k]!r}")
-    budget = dict(QUICK_BUDGET) if quick else {"eval_chars": 2048, "t_samples": 1, "batch_size": 16,
-                                               "gen_samples": 2, "gen_len": 128}
-    for k, v in (raw.get("budget") or {}).items():
-        if k not in _BUDGET_KEYS:
-            fail(f"budget.{k}", f"unknown key (allowed: {', '.join(sorted(_BUDGET_KEYS))})")
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            fail(f"budget.{k}", f"expected an integer >= 1, got {v!r}")
-        if not quick:
-            budget[k] = v
-    sp["budget"] = budget
+        sp[k] = check(checks.seed, k, sp[k])
+    sp["budget"] = budget = check(checks.budget, "budget", raw.get("budget"), quick=quick)
     try:
         model = load_model(sp["model"])
-    except ValueError as e:
+    except ConfigError as e:
         fail("model", str(e).splitlines()[0])
     sp["model_kind"] = model.kind
     if sp["metric"] == "gen_ppl":
         try:
-            if load_model(sp["judge"]).kind != "ar":
-                fail("judge", "must be an autoregressive model")
-        except ValueError as e:
+            judge_kind = load_model(sp["judge"]).kind
+        except ConfigError as e:
             fail("judge", str(e).splitlines()[0])
+        if judge_kind != "ar":
+            fail("judge", "must be an autoregressive model")
     params = raw["params"]
     if not isinstance(params, Mapping) or not params:
         fail("params", "expected a table of parameters to search")
-    sp["params"] = {k: _param(fail, k, v) for k, v in params.items()}
+    sp["params"] = {checks.text("params key", k, 100): _param(fail, k, v) for k, v in params.items()}
     if "steps" in sp["params"]:
         if model.kind != "mdlm":
             fail("params.steps", "denoising steps apply to a diffusion model (kind 'mdlm') only")
@@ -143,12 +134,11 @@ def load_space(path: str | Path, quick: bool = False) -> dict:
             continue
         for v in p["values"] if "values" in p else (p["low"], p["high"]):
             try:
-                load_hardware(sp["card"], overrides={**sp["overrides"], **{t: _card_value(v) for t in p["targets"]}})
-            except (ValueError, FileNotFoundError) as e:
+                load_hardware(sp["card"], overrides={**sp["overrides"],
+                                                     **{t: checks.card_value(v) for t in p["targets"]}})
+            except ConfigError as e:
                 fail(f"params.{name}", str(e).splitlines()[0])
-    sp["steps"] = raw.get("steps", 64)
-    if isinstance(sp["steps"], bool) or not isinstance(sp["steps"], int) or sp["steps"] < 1:
-        fail("steps", f"expected an integer >= 1 (denoising steps when not searched), got {sp['steps']!r}")
+    sp["steps"] = check(checks.integer, "steps", raw.get("steps", 64), 1, checks.MAX_STEPS)
     return sp
 
 
@@ -159,25 +149,29 @@ def _param(fail, name: str, spec) -> dict:
     allowed = {"int", "float", "choices", "log", "also"}
     for k in spec:
         if k not in allowed:
-            fail(f"params.{name}.{k}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            fail(f"params.{name}.{str(k)[:60]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
     kinds = [k for k in ("int", "float", "choices") if k in spec]
     if len(kinds) != 1:
         fail(f"params.{name}", "give exactly one of int, float, choices")
     also = spec.get("also", [])
     if not isinstance(also, list) or not all(isinstance(a, str) for a in also) or (also and name == "steps"):
         fail(f"params.{name}.also", "expected a list of card keys that take the same value")
-    out: dict[str, Any] = {"kind": kinds[0], "targets": [name, *also], "log": bool(spec.get("log", False))}
+    if not isinstance(spec.get("log", False), bool):
+        fail(f"params.{name}.log", f"expected true or false, got {checks.short(spec['log'])}")
+    out: dict[str, Any] = {"kind": kinds[0], "targets": [name, *also], "log": spec.get("log", False)}
     if kinds[0] == "choices":
         vals = spec["choices"]
-        if not isinstance(vals, list) or not vals or len(set(map(repr, vals))) != len(vals):
-            fail(f"params.{name}.choices", f"expected a non-empty list of distinct values, got {vals!r}")
+        if (not isinstance(vals, list) or not vals or len(set(map(repr, vals))) != len(vals)
+                or not all(isinstance(v, (str, int, float, bool)) for v in vals)):
+            fail(f"params.{name}.choices", f"expected a non-empty list of distinct numbers, strings or booleans, "
+                                           f"got {checks.short(vals)}")
         out["values"] = vals
     else:
         lo_hi = spec[kinds[0]]
         typ = int if kinds[0] == "int" else (int, float)
         if (not isinstance(lo_hi, list) or len(lo_hi) != 2 or not all(isinstance(x, typ) and not isinstance(x, bool)
                                                                      for x in lo_hi) or not lo_hi[0] < lo_hi[1]):
-            fail(f"params.{name}.{kinds[0]}", f"expected [low, high] with low < high, got {lo_hi!r}")
+            fail(f"params.{name}.{kinds[0]}", f"expected [low, high] with low < high, got {checks.short(lo_hi)}")
         if out["log"] and lo_hi[0] <= 0:
             fail(f"params.{name}.log", "a log range needs low > 0")
         out["low"], out["high"] = lo_hi
@@ -185,10 +179,6 @@ def _param(fail, name: str, spec) -> dict:
             not isinstance(v, int) or v < 1 for v in out.get("values", [out.get("low", 1), out.get("high", 1)]))):
         fail("params.steps", "expected integers >= 1")
     return out
-
-
-def _card_value(v):
-    return None if isinstance(v, str) and v.lower() == "none" else v
 
 
 def space_directions(sp: dict) -> list[str]:
@@ -236,7 +226,7 @@ def trial_spec(sp: dict, params: Mapping[str, Any]) -> dict:
     for name, v in params.items():
         if name != "steps":
             for t in sp["params"][name]["targets"]:
-                overrides[t] = _card_value(v)
+                overrides[t] = checks.card_value(v)
     steps = params.get("steps", sp["steps"] if sp["model_kind"] == "mdlm" else None)
     return {"model": sp["model"], "card": sp["card"], "overrides": overrides, "drift_time_s": sp["drift_time_s"],
             "seeds": sp["seeds"], "metric": sp["metric"], "budget": sp["budget"], "eval_seed": sp["eval_seed"],
@@ -292,12 +282,18 @@ def open_study(sp: dict, out_dir: Path, storage: str | None = None):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     url = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
+    db = out_dir / "study.db"
+    if storage is None and db.is_file() and db.stat().st_size:
+        with open(db, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise ConfigError(f"--out: {checks.shown_path(db)} is not an SQLite database (a study of "
+                                  f"analogdiff tune); use another --out")
     try:
         rdb = _rdb_storage(optuna, url)
     except (ImportError, ModuleNotFoundError) as e:
-        raise ValueError(f"--storage: cannot open {url.split('@')[-1]} ({e})") from None
+        raise ConfigError(f"--storage: cannot open {url.split('@')[-1]} ({e})") from None
     except Exception as e:  # sqlalchemy errors: bad URL, unreachable server
-        raise ValueError(f"--storage: cannot open {url.split('@')[-1]} ({type(e).__name__}: "
+        raise ConfigError(f"--storage: cannot open {url.split('@')[-1]} ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
     study = optuna.create_study(study_name=sp["name"], storage=rdb, directions=space_directions(sp),
                                 load_if_exists=True)
@@ -343,8 +339,7 @@ def finished_trials(study) -> list:
 def tune(space: str | None, trials: int, out_dir, quick: bool = False, storage: str | None = None,
          workers: int | None = None, scheduler: str | None = None, progress: bool = True, echo=print) -> dict:
     """Run (or continue) the study until it holds ``trials`` finished trials; write and return the front."""
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"--trials: must be an integer >= 1, got {trials!r}")
+    checks.integer("--trials", trials, 1, MAX_TRIALS)
     sp = load_space(resolve_space(space, quick), quick=quick)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -352,7 +347,7 @@ def tune(space: str | None, trials: int, out_dir, quick: bool = False, storage: 
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ValueError(f"--out: another analogdiff tune is running on {out_dir}") from None
+            raise ConfigError(f"--out: another analogdiff tune is running on {out_dir}") from None
         return _run_study(sp, trials, out_dir, storage, workers, scheduler, progress, echo)
 
 
@@ -492,16 +487,28 @@ def _short(v) -> str:
 
 
 def load_study(out_dir, storage: str | None = None, name: str | None = None):
-    """Open an existing study (for ``analogdiff plot --study DIR``)."""
+    """Open an existing study (for ``analogdiff plot --study DIR``); a missing, corrupt or unreachable
+    database is one line."""
     import optuna
+    import sqlalchemy.exc
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = storage or f"sqlite:///{(Path(out_dir) / 'study.db').resolve()}"
-    if storage is None and not (Path(out_dir) / "study.db").is_file():
-        raise ValueError(f"--study: {out_dir} holds no study.db")
-    names = [s.study_name for s in optuna.get_all_study_summaries(url)]
-    if not names:
-        raise ValueError(f"--study: no study in {url.split('@')[-1]}")
-    if name is None and len(names) > 1:
-        raise ValueError(f"--study: several studies ({', '.join(names)}); name one")
-    return optuna.load_study(study_name=name or names[0], storage=url)
+    db = Path(out_dir) / "study.db"
+    url = storage or f"sqlite:///{db.resolve()}"
+    where = url.split("@")[-1]
+    if storage is None and not db.is_file():
+        raise ConfigError(f"--study: {checks.shown_path(out_dir)} holds no study.db")
+    if storage is None:
+        with open(db, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise ConfigError(f"--study: {checks.shown_path(db)} is not an SQLite database")
+    try:
+        names = [s.study_name for s in optuna.get_all_study_summaries(url)]
+        if not names:
+            raise ConfigError(f"--study: no study in {where}")
+        if name is None and len(names) > 1:
+            raise ConfigError(f"--study: several studies ({', '.join(names)}); name one")
+        return optuna.load_study(study_name=name or names[0], storage=url)
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError, ImportError) as e:
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise ConfigError(f"--study: cannot read the study in {where} ({type(e).__name__}: {msg[:200]})") from None

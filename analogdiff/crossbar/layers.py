@@ -54,6 +54,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from analogdiff import checks
+from analogdiff.checks import ConfigError
+
 from ..config import Hardware, load_hardware
 from . import kernels
 from .converters import Adc, Dac
@@ -94,13 +97,13 @@ class AnalogLinear(nn.Module):
                  read_noise_rank: int | None = None):
         super().__init__()
         if hw.tile is None or hw.device is None:
-            raise ValueError(f"{hw.name}: not an analog card (needs [tile] and [device])")
+            raise ConfigError(f"{hw.name}: not an analog card (needs [tile] and [device])")
         t, d = hw.tile, hw.device
         try:
             cmap = map_weights(weight, d.g_min_us, d.g_max_us, t.weight_scale, t.bit_slices,
                                t.bits_per_slice)
         except ValueError as e:
-            raise ValueError(f"analog layer '{name or '<root>'}': {e}") from None
+            raise ConfigError(f"analog layer '{name or '<root>'}': {e}") from None
         out_f, in_f = weight.shape
         self._setup(hw, name, seed, index, in_f, out_f, cmap.bit_slices, read_noise_rank, bias)
         s, r, c = self.n_slices, self.n_row_tiles, self.n_col_tiles
@@ -196,15 +199,13 @@ class AnalogLinear(nn.Module):
     def set_drift_time(self, t_s: float) -> None:
         """Move to t_s seconds after programming: recompute the effective matrix (drift, wires), read-noise
         variance and compensation once; reset the per-MVM noise generator."""
-        t_s = float(t_s)
-        if not np.isfinite(t_s) or t_s < 0:
-            raise ValueError(f"drift time must be a finite number of seconds >= 0, got {t_s}")
+        t_s = checks.drift_time_s("drift_time_s", t_s)
         self._apply_state(self.tile.at_time(t_s))
 
     def set_read_noise_rank(self, rank: int | None) -> None:
         """Switch the read-noise variance between exact (None) and rank-``rank`` (no reprogramming)."""
         if rank is not None and rank < 1:
-            raise ValueError(f"read_noise_rank must be None (exact) or >= 1, got {rank}")
+            raise ConfigError(f"read_noise_rank must be None (exact) or >= 1, got {rank}")
         self.read_noise_rank = rank
         self._apply_state(self.state)
 
@@ -390,12 +391,12 @@ def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
     if not isinstance(hw, Hardware):
         hw = load_hardware(hw)
     if hw.kind != "analog":
-        raise ValueError(f"{hw.name}: a GPU card cannot analogize a model; pick an analog card")
+        raise ConfigError(f"{hw.name}: a GPU card cannot analogize a model; pick an analog card")
     amodel = copy.deepcopy(model)
     rows = plan(amodel)
     mapped = [(n, m) for n, m, reason in rows if reason is None]
     if not mapped:
-        raise ValueError("analogize: the model has no nn.Linear, nn.Conv1d or nn.Conv2d layers to map")
+        raise ConfigError("analogize: the model has no nn.Linear, nn.Conv1d or nn.Conv2d layers to map")
     unexpected = [f"'{n or '<model>'}' ({type(m).__name__}: {reason})" for n, m, reason in rows
                   if reason is not None and not expected_digital(m)]
     if unexpected:
@@ -431,7 +432,7 @@ def analog_layers(amodel: nn.Module) -> list[tuple[str, AnalogLinear]]:
     """Every programmed matrix of ``amodel`` (a conv's groups included), by module path."""
     layers = [(n, m) for n, m in amodel.named_modules() if isinstance(m, AnalogLinear)]
     if not layers:
-        raise ValueError("the model has no analog layers; call analogize first")
+        raise ConfigError("the model has no analog layers; call analogize first")
     return layers
 
 
@@ -469,7 +470,7 @@ def collect_stats(amodel: nn.Module) -> dict:
     layers = {name: m.stats() for name, m in modules
               if isinstance(m, (AnalogLinear, AnalogConv)) and id(m) not in inner}
     if not layers:
-        raise ValueError("the model has no analog layers; call analogize first")
+        raise ConfigError("the model has no analog layers; call analogize first")
     return {"layers": layers}
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from torch import nn
 
+from ..checks import ConfigError
 from ..config import Hardware
 
 MAPPED = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -176,5 +177,5 @@ def mapping_report(amodel: nn.Module) -> MappingReport:
             rows.append(LayerMapping(name, type(mod).__name__, "digital", reason, sum(p.numel() for p in own),
                                      None, 0, None, 0, None, None))
     if hw is None:
-        raise ValueError("the model has no analog layers; call analogize first")
+        raise ConfigError("the model has no analog layers; call analogize first")
     return MappingReport(hw.name, (hw.tile.rows, hw.tile.cols), tuple(rows))

@@ -9,8 +9,6 @@ it with ``ngspice -b`` and reads the currents back. ``validate`` compares ngspic
 """
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import subprocess
 import tempfile
@@ -20,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from analogdiff import checks
+from analogdiff.checks import ConfigError
 from analogdiff.crossbar.wires import (_check_conductances, _check_resistance, _check_voltages,
                                        column_currents)
 
@@ -142,6 +142,10 @@ def run_ngspice(netlist: str, *, ngspice: str = "ngspice", timeout_s: float = 60
 _CASE_KEYS = {"name": str, "rows": int, "cols": int, "r_row_ohm": float, "r_col_ohm": float,
               "batch": int, "seed": int, "g_min_s": float, "g_max_s": float, "v_max_v": float,
               "g_off_fraction": float}
+_CASE_BOUNDS = {"rows": (1, 4096), "cols": (1, 4096), "batch": (1, 4096), "seed": (0, checks.MAX_SEED),
+                "r_row_ohm": (0.0, 1e6), "r_col_ohm": (0.0, 1e6), "g_min_s": (0.0, 1.0), "g_max_s": (0.0, 1.0),
+                "v_max_v": (0.0, 100.0), "g_off_fraction": (0.0, 1.0)}
+"""Allowed range of each case field (arrays up to 4096 × 4096: ngspice takes minutes beyond 512 × 512)."""
 _OPTIONAL = {"g_off_fraction": 0.0}
 
 
@@ -153,47 +157,39 @@ def load_cases(path: str | Path | None = None) -> dict:
         text = (resources.files("analogdiff.circuits") / "spice" / "cases.json").read_text()
         where = "cases.json"
     else:
-        text, where = Path(path).read_text(), str(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: not valid JSON ({e})") from None
+        text, where = checks.read_text("cases file", path), str(path)
+    data = checks.parse_json(where, text)
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list) or not data["cases"]:
-        raise ValueError(f"{where}: expected an object with a non-empty list 'cases'")
+        raise ConfigError(f"{where}: expected an object with a non-empty list 'cases'")
     unknown = set(data) - {"description", "tolerance", "cases"}
     if unknown:
-        raise ValueError(f"{where}: unknown top-level key(s) {sorted(unknown)}")
+        raise ConfigError(f"{where}: unknown top-level key(s) {sorted(unknown)}")
     tol = data.get("tolerance", DEFAULT_TOLERANCE)
-    if not isinstance(tol, (int, float)) or not tol > 0:
-        raise ValueError(f"{where}: tolerance must be a positive number, got {tol!r}")
-    return {"tolerance": float(tol), "cases": [_check_case(c, where) for c in data["cases"]]}
+    tol = checks.number(f"{where}: tolerance", tol, 0.0, 1.0, lo_open=True)
+    return {"tolerance": tol, "cases": [_check_case(c, where) for c in data["cases"]]}
 
 
 def _check_case(case, where: str) -> dict:
     if not isinstance(case, dict):
-        raise ValueError(f"{where}: each case must be an object, got {case!r}")
-    name = case.get("name", "?")
+        raise ConfigError(f"{where}: each case must be an object, got {case!r}")
+    name = checks.short(case.get("name", "?"))
     unknown = set(case) - set(_CASE_KEYS)
     if unknown:
-        raise ValueError(f"{where}: case {name!r}: unknown key(s) {sorted(unknown)}")
+        raise ConfigError(f"{where}: case {name}: unknown key(s) {checks.short(sorted(map(str, unknown)))}")
     out = dict(_OPTIONAL)
     for key, tp in _CASE_KEYS.items():
         if key not in case and key not in _OPTIONAL:
-            raise ValueError(f"{where}: case {name!r}: missing {key!r}")
+            raise ConfigError(f"{where}: case {name}: missing {key!r}")
         value = case.get(key, out.get(key))
-        ok = isinstance(value, str) if tp is str else (
-            isinstance(value, (int, float)) and not isinstance(value, bool)
-            and (tp is float or float(value).is_integer()) and math.isfinite(value))
-        if not ok:
-            raise ValueError(f"{where}: case {name!r}: {key} must be {tp.__name__}, got {value!r}")
-        out[key] = tp(value)
-    for key in ("rows", "cols", "batch"):
-        if out[key] < 1:
-            raise ValueError(f"{where}: case {name!r}: {key} must be >= 1, got {out[key]}")
-    if not 0 <= out["g_min_s"] <= out["g_max_s"]:
-        raise ValueError(f"{where}: case {name!r}: need 0 <= g_min_s <= g_max_s")
-    if not 0 <= out["g_off_fraction"] <= 1:
-        raise ValueError(f"{where}: case {name!r}: g_off_fraction must be in [0, 1]")
+        field = f"{where}: case {name}: {key}"
+        if tp is str:
+            out[key] = checks.text(field, value)
+        elif tp is int:
+            out[key] = checks.integer(field, value, *_CASE_BOUNDS[key])
+        else:
+            out[key] = checks.number(field, value, *_CASE_BOUNDS[key])
+    if not out["g_min_s"] <= out["g_max_s"]:
+        raise ConfigError(f"{where}: case {name}: need 0 <= g_min_s <= g_max_s")
     for key in ("r_row_ohm", "r_col_ohm"):
         _check_resistance(out[key], key)
     return out

@@ -32,17 +32,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analogdiff.config import ConfigError
+from analogdiff.checks import MAX_SEQ_LEN, MAX_STEPS, ConfigError, integer
 from analogdiff.trace import Trace
 
 
-def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name}: expected an integer, got {value!r}")
-    value = int(value)
-    if value < lo or (hi is not None and value > hi):
-        raise ConfigError(f"{name}: {value} is outside the allowed range [{lo}, {'inf' if hi is None else hi}]")
-    return value
+def _kv_cache(value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"kv_cache: expected true or false, got {value!r}")
+    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -61,12 +58,13 @@ class Diffusion:
     kv_cache: bool = True
 
     def __post_init__(self) -> None:
-        _check_int("steps", self.steps, 1)
-        _check_int("seq_len", self.seq_len, 1)
-        _check_int("prompt_len", self.prompt_len, 0, self.seq_len - 1)
+        integer("steps", self.steps, 1, MAX_STEPS)
+        integer("seq_len", self.seq_len, 1, MAX_SEQ_LEN)
+        integer("prompt_len", self.prompt_len, 0, self.seq_len - 1)
+        _kv_cache(self.kv_cache)
         if self.block_len is not None:
             gen = self.seq_len - self.prompt_len
-            _check_int("block_len", self.block_len, 1, gen)
+            integer("block_len", self.block_len, 1, gen)
             if gen % self.block_len:
                 raise ConfigError(f"block_len: {self.block_len} must divide the generated length "
                                   f"seq_len − prompt_len = {gen}")
@@ -78,6 +76,11 @@ class Diffusion:
     @property
     def kind(self) -> str:
         return "diffusion"
+
+    @property
+    def context_needed(self) -> int:
+        """Positions the model must hold at once (checked against its context before any schedule)."""
+        return self.seq_len
 
     def describe(self) -> dict:
         return {"decode": "diffusion", "steps": self.steps, "seq_len": self.seq_len,
@@ -93,12 +96,18 @@ class Autoregressive:
     prompt_len: int = 0
 
     def __post_init__(self) -> None:
-        _check_int("seq_len", self.seq_len, 1)
-        _check_int("prompt_len", self.prompt_len, 0, self.seq_len - 1)
+        integer("seq_len", self.seq_len, 1, MAX_SEQ_LEN)
+        integer("prompt_len", self.prompt_len, 0, self.seq_len - 1)
+        _kv_cache(self.kv_cache)
 
     @property
     def kind(self) -> str:
         return "ar"
+
+    @property
+    def context_needed(self) -> int:
+        """Positions the model must hold at once: the prompt (or the BOS) plus all generated but the last."""
+        return max(self.prompt_len, 1) + self.seq_len - self.prompt_len - 1
 
     def describe(self) -> dict:
         return {"decode": "ar", "seq_len": self.seq_len, "prompt_len": self.prompt_len,
@@ -152,8 +161,11 @@ class Work:
                     context_needed=self.context_needed)
 
 
-def _phases(rows: list[tuple[int, int, int, float, float]], generated: int, context: int) -> Work:
-    a = np.array(rows, dtype=np.float64).reshape(-1, 5)
+def _phases(repeats, positions, head_positions, attn_pairs, kv_len, generated: int, context: int) -> Work:
+    """A Work from per-phase columns (scalars or arrays of one length F)."""
+    cols = np.broadcast_arrays(*(np.asarray(c, dtype=np.float64) for c in
+                                 (repeats, positions, head_positions, attn_pairs, kv_len)))
+    a = np.stack([np.atleast_1d(c) for c in cols], axis=1)  # (F, 5)
     return Work(repeats=a[:, 0].astype(np.int64), positions=a[:, 1].astype(np.int64),
                 head_positions=a[:, 2].astype(np.int64), attn_pairs=a[:, 3], kv_len=a[:, 4],
                 generated_tokens=generated, context_needed=context)
@@ -169,6 +181,7 @@ def schedule_work(decode: Diffusion | Autoregressive) -> Work:
 
 
 def _ar_work(d: Autoregressive) -> Work:
+    """One phase per step (vectorized: G ≤ the model's context, checked before this runs)."""
     P, G = d.prompt_len, d.seq_len - d.prompt_len
     first = max(P, 1)                                  # prompt positions, or the BOS
     s = np.arange(1, G + 1, dtype=np.float64)          # steps 1..G
@@ -179,27 +192,27 @@ def _ar_work(d: Autoregressive) -> Work:
     else:
         pos = ctx
         pairs = ctx * (ctx + 1) / 2                   # causal attention over the whole context
-    rows = np.stack([np.ones_like(s), pos, np.ones_like(s), pairs, ctx], axis=1)
-    return _phases(rows.tolist(), G, int(first + G - 1))
+    return _phases(1, pos, 1, pairs, ctx, G, d.context_needed)
 
 
 def _diffusion_work(d: Diffusion) -> Work:
+    """Closed form without blocks; one vectorized row per block and per K/V write with them."""
     L, P, T = d.seq_len, d.prompt_len, d.steps
     G = L - P
     if d.block_len is None or not d.kv_cache:
-        return _phases([(T, L, L, float(L) * L, L)], G, L)
+        return _phases(T, L, L, float(L) * L, L, G, L)
     B = d.block_len
     n_blocks = G // B
     t_b = T // n_blocks
-    rows = []
-    if P:
-        rows.append((1, P, 0, float(P) * P, P))      # prompt prefill, bidirectional within the prompt
-    for b in range(n_blocks):
-        ctx = P + (b + 1) * B                          # cached prefix + this block
-        rows.append((t_b, B, B, float(B) * ctx, ctx))  # denoising steps of block b
-        if b < n_blocks - 1:
-            rows.append((1, B, 0, float(B) * ctx, ctx))  # write the finished block's K/V
-    return _phases(rows, G, L)
+    ctx = P + (np.arange(n_blocks, dtype=np.float64) + 1) * B   # (n_blocks,) cached prefix + this block
+    rows = np.empty((n_blocks, 2, 5))   # per block: its denoising steps, then one pass writing its clean K/V
+    rows[:, 0] = np.stack([np.full(n_blocks, float(t_b)), np.full(n_blocks, float(B)), np.full(n_blocks, float(B)),
+                           B * ctx, ctx], axis=1)
+    rows[:, 1] = np.stack([np.ones(n_blocks), np.full(n_blocks, float(B)), np.zeros(n_blocks), B * ctx, ctx], axis=1)
+    rows = rows.reshape(-1, 5)[:-1]     # no K/V write after the last block
+    if P:                               # prompt prefill, bidirectional within the prompt
+        rows = np.concatenate([[[1.0, P, 0.0, float(P) * P, P]], rows])
+    return _phases(*rows.T, G, L)
 
 
 def work_from_trace(trace: Trace) -> list[tuple[int, Work]]:
@@ -221,4 +234,5 @@ def work_from_trace(trace: Trace) -> list[tuple[int, Work]]:
     groups: dict[int, list[list[int]]] = {}
     for repeats, sequences, queries, heads, pairs, kv_len in trace.calls:
         groups.setdefault(sequences, []).append([repeats, queries, heads, pairs, kv_len])
-    return [(b, _phases(rows, trace.tokens, max(r[4] for r in rows))) for b, rows in sorted(groups.items())]
+    return [(b, _phases(*np.array(rows, dtype=np.float64).T, trace.tokens, max(r[4] for r in rows)))
+            for b, rows in sorted(groups.items())]

@@ -20,13 +20,21 @@ def _prepare(shape, decode, batch) -> tuple[ModelShape, Work]:
     shape = load_shape(shape)
     if not isinstance(decode, (Diffusion, Autoregressive)):
         raise ConfigError(f"decode: expected Diffusion(...), Autoregressive(...) or a Trace, got {decode!r}")
-    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise ConfigError(f"batch: {batch!r} is outside the allowed range [1, inf)")
-    work = schedule_work(decode)
-    if work.context_needed > shape.context_len:
-        raise ConfigError(f"seq_len: {decode.seq_len} needs {work.context_needed} positions but {shape.name} "
+    checks.integer("batch", batch, 1, checks.MAX_BATCH)
+    if decode.context_needed > shape.context_len:  # before the schedule is built: it grows with seq_len
+        raise ConfigError(f"seq_len: {decode.seq_len} needs {decode.context_needed} positions but {shape.name} "
                           f"has context_len {shape.context_len} (allowed seq_len: 1..{shape.context_len})")
-    return shape, work
+    return shape, schedule_work(decode)
+
+
+def _checked(report: CostReport) -> CostReport:
+    """The report, once every figure in it is finite and non-negative (else one line naming the inputs)."""
+    d = report.decode
+    inputs = f"{report.model} on {report.hardware} (" + ", ".join(
+        f"{k} {d[k]}" for k in ("decode", "seq_len", "steps", "block_len") if d.get(k) is not None) \
+        + f", batch {report.batch})"
+    checks.finite_figures("estimate", report.to_dict(), inputs)
+    return report
 
 
 def _prepare_trace(shape, trace: Trace, batch) -> tuple[ModelShape, list[tuple[int, Work]]]:
@@ -126,13 +134,13 @@ def estimate(shape: str | Path | ModelShape, hw: str | Path | Hardware,
                               f"{t.tiles_per_chip:,}; weights stay resident (no re-programming is priced)")
         extras = {"tile_utilization": float(res["tile_utilization"][0]), "stats": bool(stats)}
     g = res["generated_tokens"]
-    return CostReport(
+    return _checked(CostReport(
         model=sh.name, hardware=hw.name, kind=hw.kind, decode=described, batch=res["batch"],
         generated_tokens=int(g) if float(g).is_integer() else float(g),
         **{k: float(res[k][0]) for k in ("energy_per_token_j", "latency_per_token_s", "energy_per_sequence_j",
                                          "latency_per_sequence_s", "tokens_per_s")},
         breakdown_j={k: float(v[0]) for k, v in res["breakdown_j"].items()},
-        counts={k: float(v[0]) for k, v in res["counts"].items()}, tiles=tiles, extras=extras)
+        counts={k: float(v[0]) for k, v in res["counts"].items()}, tiles=tiles, extras=extras))
 
 
 def _gpu_points(sh: ModelShape, hw: Hardware, work: Work, batch: int) -> dict[str, Any]:

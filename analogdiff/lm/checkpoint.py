@@ -11,6 +11,9 @@ import pathlib
 
 import torch
 
+from analogdiff import checks
+from analogdiff.checks import ConfigError
+
 from ..safe_io import load_tensors, read_json, save_tensors, write_json  # noqa: F401 (also for lm.hub, lm.train)
 from ..shapes import SHIPPED, shape_from_dict
 from .corpus import Vocab
@@ -37,10 +40,11 @@ def resolve(name_or_path) -> pathlib.Path:
     """A shipped model name or a path → the ``.safetensors`` path."""
     if isinstance(name_or_path, str) and name_or_path in SHIPPED:
         return CHECKPOINT_DIR / f"{name_or_path}.safetensors"
-    path = pathlib.Path(name_or_path)
-    if path.suffix in (".safetensors", ".json") or os.sep in str(name_or_path) or path.exists():
+    text = checks.text("model", str(name_or_path), checks.MAX_PATH_CHARS)
+    path = pathlib.Path(text)
+    if path.suffix in (".safetensors", ".json") or os.sep in text or checks.exists(path):
         return path.with_suffix(".safetensors")
-    raise ValueError(f"model: unknown name {str(name_or_path)!r}; shipped models: {', '.join(SHIPPED)} "
+    raise ConfigError(f"model: unknown name {checks.short(text)}; shipped models: {', '.join(SHIPPED)} "
                      f"(or a path to a .safetensors file)")
 
 
@@ -48,17 +52,17 @@ def model_from_card(card: dict, where: str = "model card") -> CharLM:
     """An untrained :class:`CharLM` built from a card's ``kind``, ``shape`` and ``vocab``."""
     kind = card.get("kind")
     if kind not in KINDS:
-        raise ValueError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
     shape_dict = card.get("shape")
     if not isinstance(shape_dict, dict):
-        raise ValueError(f"{where}: missing 'shape' object")
+        raise ConfigError(f"{where}: missing 'shape' object")
     shape = shape_from_dict({"name": card.get("name", "model"), **shape_dict}, where=f"{where}: shape")
     chars = card.get("vocab")
     if not isinstance(chars, str):
-        raise ValueError(f"{where}: 'vocab' must be a string of characters")
+        raise ConfigError(f"{where}: 'vocab' must be a string of characters")
     vocab = Vocab(chars)
     if shape.vocab_size != vocab.size:
-        raise ValueError(f"{where}: shape.vocab_size={shape.vocab_size} disagrees with the vocabulary "
+        raise ConfigError(f"{where}: shape.vocab_size={shape.vocab_size} disagrees with the vocabulary "
                          f"({len(chars)} characters + mask = {vocab.size})")
     return CharLM(kind, shape, vocab, card=card)
 
@@ -69,13 +73,13 @@ def load_model(name_or_path):
 
     A directory holding a ``config.json`` is a published checkpoint (MDLM-OWT, LLaDA, Dream, GPT-2, Llama):
     see :mod:`analogdiff.lm.hub`. Errors (unknown name, missing/truncated/corrupt file, card and weights
-    disagreeing) are one-line ``ValueError``s. The model is returned in eval mode.
+    disagreeing) are one-line ``ConfigError``s. The model is returned in eval mode.
     """
-    if not (isinstance(name_or_path, str) and name_or_path in SHIPPED) and pathlib.Path(name_or_path).is_dir():
+    if not (isinstance(name_or_path, str) and name_or_path in SHIPPED) and checks.is_dir(name_or_path):
         from .hub import is_checkpoint_dir, load_checkpoint_dir
 
         if not is_checkpoint_dir(name_or_path):
-            raise ValueError(f"checkpoint: directory {name_or_path} has no config.json (a published checkpoint "
+            raise ConfigError(f"checkpoint: directory {name_or_path} has no config.json (a published checkpoint "
                              f"needs config.json, model.safetensors or its index, and tokenizer.json)")
         return load_checkpoint_dir(name_or_path)
     path = resolve(name_or_path)
@@ -84,19 +88,19 @@ def load_model(name_or_path):
     try:
         model = model_from_card(card, where)
     except ValueError as e:
-        raise ValueError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
+        raise ConfigError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
     tensors, _ = load_tensors(path)
     expected = model.backbone.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise ValueError(f"checkpoint {path}: weights disagree with the card (missing {missing[:3]}, "
+        raise ConfigError(f"checkpoint {path}: weights disagree with the card (missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]})")
     for key, ref in expected.items():
         if tensors[key].shape != ref.shape:
-            raise ValueError(f"checkpoint {path}: {key} has shape {tuple(tensors[key].shape)}, the card's shape "
+            raise ConfigError(f"checkpoint {path}: {key} has shape {tuple(tensors[key].shape)}, the card's shape "
                              f"needs {tuple(ref.shape)}")
         if not torch.isfinite(tensors[key]).all():
-            raise ValueError(f"checkpoint {path}: {key} holds non-finite values")
+            raise ConfigError(f"checkpoint {path}: {key} holds non-finite values")
     model.backbone.load_state_dict(tensors)
     return model.eval()

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from analogdiff.checks import ConfigError
+
 #: The character vocabulary (the mask token is one more id, after these).
 CHARS = "\n !&',-.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MASK = "\u2588"  # '█': how the mask token prints
@@ -38,9 +40,9 @@ class Vocab:
 
     def __post_init__(self):
         if len(set(self.chars)) != len(self.chars):
-            raise ValueError("vocab.chars: characters must be unique")
+            raise ConfigError("vocab.chars: characters must be unique")
         if MASK in self.chars:
-            raise ValueError(f"vocab.chars: must not contain the mask symbol {MASK!r}")
+            raise ConfigError(f"vocab.chars: must not contain the mask symbol {MASK!r}")
 
     @property
     def mask_id(self) -> int:
@@ -61,7 +63,7 @@ class Vocab:
         try:
             ids = [self.mask_id if c == MASK else index[c] for c in text]
         except KeyError as e:
-            raise ValueError(f"text: character {e.args[0]!r} is not in the vocabulary") from None
+            raise ConfigError(f"text: character {e.args[0]!r} is not in the vocabulary") from None
         return torch.tensor(ids, dtype=torch.long)
 
     def decode(self, ids) -> str:
@@ -126,7 +128,7 @@ def plays() -> dict[str, str]:
 def split_plays(split: str) -> tuple[str, ...]:
     """Play names in ``split`` ("train", "validation" or "test")."""
     if split not in SPLITS:
-        raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise ConfigError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
     if split == "validation":
         return VALIDATION_PLAYS
     if split == "test":
@@ -150,7 +152,7 @@ def split_ids(split: str, vocab: Vocab = Vocab()) -> torch.Tensor:
 def random_windows(ids: torch.Tensor, batch: int, seq_len: int, gen: torch.Generator) -> torch.Tensor:
     """``batch`` windows of ``seq_len`` ids at uniform random offsets drawn from ``gen``: (batch, seq_len)."""
     if ids.numel() < seq_len:
-        raise ValueError(f"seq_len: {seq_len} is longer than the text ({ids.numel()} characters)")
+        raise ConfigError(f"seq_len: {seq_len} is longer than the text ({ids.numel()} characters)")
     starts = torch.randint(0, ids.numel() - seq_len + 1, (batch,), generator=gen)  # (B,)
     return ids[starts[:, None] + torch.arange(seq_len)]  # (B, T)
 

@@ -33,7 +33,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from analogdiff.checks import ConfigError
+
 from ..trace import Trace
+
 from . import corpus
 from .diffusion import nelbo_per_sequence, q_xt, stratified_times
 from .sampling import generate_ids
@@ -64,7 +67,7 @@ def bits_per_char(model, split: str = "test", max_chars: int | None = None, t_sa
     if model.kind == "ar":
         n = (ids.numel() - 1) // L
         if n < 1:
-            raise ValueError(f"max_chars: need at least {L + 1} characters, got {ids.numel()}")
+            raise ConfigError(f"max_chars: need at least {L + 1} characters, got {ids.numel()}")
         starts = torch.arange(n) * L
         windows = ids[starts[:, None] + torch.arange(L + 1)]  # (n, L+1)
         for b in range(0, n, batch_size):
@@ -77,7 +80,7 @@ def bits_per_char(model, split: str = "test", max_chars: int | None = None, t_sa
         windows = corpus.tiled_windows(ids, L)  # (n, L)
         n = windows.shape[0]
         if n < 1:
-            raise ValueError(f"max_chars: need at least {L} characters, got {ids.numel()}")
+            raise ConfigError(f"max_chars: need at least {L} characters, got {ids.numel()}")
         gen = torch.Generator().manual_seed(seed)
         x0_all = windows.repeat(t_samples, 1)  # (n*S, L)
         t_all = stratified_times(x0_all.shape[0], gen)  # (n*S,)
@@ -137,9 +140,9 @@ def next_char_accuracy(model, split: str, max_chars: int | None, batch_size: int
 def judge_perplexity(judge, ids: torch.Tensor) -> float:
     """Per-character perplexity of passages ``ids`` (B, L) under the AR ``judge``, each after a line break."""
     if judge.kind != "ar":
-        raise ValueError(f"judge: must be an autoregressive model (kind 'ar'), got kind {judge.kind!r}")
+        raise ConfigError(f"judge: must be an autoregressive model (kind 'ar'), got kind {judge.kind!r}")
     if ids.shape[1] > judge.shape.context_len:
-        raise ValueError(f"judge: context_len {judge.shape.context_len} is shorter than the passages ({ids.shape[1]})")
+        raise ConfigError(f"judge: context_len {judge.shape.context_len} is shorter than the passages ({ids.shape[1]})")
     start = judge.vocab.encode("\n").expand(ids.shape[0], 1)  # (B, 1)
     x = torch.cat([start, ids], dim=1)  # (B, L+1)
     was_training = judge.training
@@ -170,9 +173,9 @@ def evaluate(model, split: str = "test", seed: int = 0, max_chars: int | None = 
     """
     corpus.split_plays(split)  # validates split
     if max_chars is not None and (not isinstance(max_chars, int) or max_chars < 1):
-        raise ValueError(f"max_chars: must be None or a positive integer, got {max_chars!r}")
+        raise ConfigError(f"max_chars: must be None or a positive integer, got {max_chars!r}")
     if not isinstance(t_samples, int) or t_samples < 1:
-        raise ValueError(f"t_samples: must be a positive integer, got {t_samples!r}")
+        raise ConfigError(f"t_samples: must be a positive integer, got {t_samples!r}")
     metrics = {"bits_per_char": bits_per_char(model, split, max_chars, t_samples, seed)}
     was_training = model.training
     model.eval()
@@ -190,7 +193,7 @@ def evaluate(model, split: str = "test", seed: int = 0, max_chars: int | None = 
 
             judge = load_model(judge)
         if judge.vocab.chars != model.vocab.chars:
-            raise ValueError("judge: its vocabulary differs from the model's")
+            raise ConfigError("judge: its vocabulary differs from the model's")
         if model.kind == "mdlm":
             for steps in gen_steps:
                 ids, _ = generate_ids(model, n_samples, steps=steps, seed=seed, seq_len=gen_seq_len)

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from analogdiff.checks import ConfigError
+
 from ..shapes import ModelShape
 from ..trace import Trace
 from .corpus import Vocab
@@ -40,15 +42,15 @@ def char_shape(name: str, n_layers: int, d_model: int, n_heads: int, n_kv_heads:
 
 
 def check_buildable(shape: ModelShape) -> None:
-    """A one-line ``ValueError`` naming the first field of ``shape`` that ``Backbone`` cannot build."""
+    """A one-line ``ConfigError`` naming the first field of ``shape`` that ``Backbone`` cannot build."""
     if not isinstance(shape, ModelShape):
-        raise ValueError(f"shape: expected a ModelShape, got {type(shape).__name__}")
+        raise ConfigError(f"shape: expected a ModelShape, got {type(shape).__name__}")
     for field, value in ARCHITECTURE.items():
         if getattr(shape, field) != value:
-            raise ValueError(f"shape.{field}: the character LM builds {field} = {value!r}, got "
+            raise ConfigError(f"shape.{field}: the character LM builds {field} = {value!r}, got "
                              f"{getattr(shape, field)!r}")
     if shape.head_dim % 2:
-        raise ValueError(f"shape.n_heads: d_model / n_heads must be even for rotary positions, got "
+        raise ConfigError(f"shape.n_heads: d_model / n_heads must be even for rotary positions, got "
                          f"{shape.d_model}/{shape.n_heads}")
 
 
@@ -160,7 +162,7 @@ class Backbone(nn.Module):
             cache.extend({} for _ in self.blocks)
         past = cache[0]["k"].shape[2] if cache is not None and "k" in cache[0] else 0
         if past + T > self.shape.context_len:
-            raise ValueError(f"ids: sequence length {past + T} exceeds context_len={self.shape.context_len}")
+            raise ConfigError(f"ids: sequence length {past + T} exceeds context_len={self.shape.context_len}")
         H = T if head_last is None else min(head_last, T)
         if trace is not None:
             trace.record_forward(B, T, H, past, self.causal)
@@ -197,9 +199,9 @@ class CharLM(nn.Module):
                  seed: int = 0):
         super().__init__()
         if kind not in KINDS:
-            raise ValueError(f"kind: must be one of {', '.join(KINDS)}, got {kind!r}")
+            raise ConfigError(f"kind: must be one of {', '.join(KINDS)}, got {kind!r}")
         if shape.vocab_size != vocab.size:
-            raise ValueError(f"shape.vocab_size: {shape.vocab_size} disagrees with the vocabulary ({vocab.size})")
+            raise ConfigError(f"shape.vocab_size: {shape.vocab_size} disagrees with the vocabulary ({vocab.size})")
         self.kind, self.vocab = kind, vocab
         self.card = dict(card or {})
         self.card.setdefault("kind", kind)

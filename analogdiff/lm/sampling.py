@@ -28,6 +28,8 @@ from typing import Callable
 
 import torch
 
+from analogdiff.checks import ConfigError
+
 from ..trace import Trace
 
 SAMPLERS = ("ancestral", "remask")
@@ -35,7 +37,7 @@ SAMPLERS = ("ancestral", "remask")
 
 def _check(name: str, ok: bool, allowed: str, value) -> None:
     if not ok:
-        raise ValueError(f"{name}: must be {allowed}, got {value!r}")
+        raise ConfigError(f"{name}: must be {allowed}, got {value!r}")
 
 
 def categorical(logits: torch.Tensor, gen: torch.Generator, temperature: float = 1.0,

@@ -16,6 +16,8 @@ import pathlib
 
 import torch
 
+from analogdiff.checks import ConfigError
+
 from .corpus import MASK
 
 
@@ -25,31 +27,31 @@ class BPEVocab:
     def __init__(self, tokenizer, size: int, mask_id: int | None = None, source: str = "tokenizer.json"):
         n = tokenizer.get_vocab_size(with_added_tokens=True)
         if n > size:
-            raise ValueError(f"{source}: the tokenizer has {n} tokens, more than the model's {size} embedding rows")
+            raise ConfigError(f"{source}: the tokenizer has {n} tokens, more than the model's {size} embedding rows")
         if mask_id is not None and not 0 <= mask_id < size:
-            raise ValueError(f"{source}: mask token id {mask_id} is outside the model's ids [0, {size})")
+            raise ConfigError(f"{source}: mask token id {mask_id} is outside the model's ids [0, {size})")
         self.tokenizer, self.size, self.mask_id, self.source = tokenizer, size, mask_id, source
 
     @classmethod
     def from_file(cls, path, size: int, mask_id: int | None = None) -> BPEVocab:
-        """Read ``path`` (a ``tokenizer.json``); a missing or unreadable file is a one-line ``ValueError``."""
+        """Read ``path`` (a ``tokenizer.json``); a missing or unreadable file is a one-line ``ConfigError``."""
         from tokenizers import Tokenizer
 
         path = pathlib.Path(path)
         if not path.is_file():
-            raise ValueError(f"checkpoint: tokenizer {path} does not exist (the checkpoint's tokenizer.json is "
+            raise ConfigError(f"checkpoint: tokenizer {path} does not exist (the checkpoint's tokenizer.json is "
                              f"needed for text in and out)")
         try:
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as e:  # tokenizers raises a bare Exception for malformed JSON
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise ValueError(f"checkpoint: {path} is not a readable tokenizer.json ({first})") from None
+            raise ConfigError(f"checkpoint: {path} is not a readable tokenizer.json ({first})") from None
         return cls(tokenizer, size, mask_id, str(path))
 
     def encode(self, text: str) -> torch.Tensor:
         """``text`` → int64 ids (n,); the tokenizer's special tokens (BOS/EOS) are not added."""
         if not isinstance(text, str):
-            raise ValueError(f"text: must be a string, got {type(text).__name__}")
+            raise ConfigError(f"text: must be a string, got {type(text).__name__}")
         return torch.tensor(self.tokenizer.encode(text, add_special_tokens=False).ids, dtype=torch.long)
 
     def decode(self, ids) -> str:
@@ -59,7 +61,7 @@ class BPEVocab:
         known = self.tokenizer.get_vocab_size(with_added_tokens=True)
         bad = [i for i in ids if not 0 <= i < self.size or (i >= known and i != self.mask_id)]
         if bad:
-            raise ValueError(f"ids: {bad[0]} is not a token of {self.source} ({known} tokens)")
+            raise ConfigError(f"ids: {bad[0]} is not a token of {self.source} ({known} tokens)")
         out, run = [], []
         for i in ids:
             if i == self.mask_id:

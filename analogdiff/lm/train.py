@@ -20,6 +20,9 @@ import time
 
 import torch
 
+from analogdiff import checks
+from analogdiff.checks import ConfigError
+
 from . import corpus
 from .checkpoint import load_tensors, save_model, save_tensors, write_json
 from .diffusion import ar_loss, mdlm_loss, nats_to_bits
@@ -67,16 +70,48 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     return parser
 
 
-def _validate(args) -> None:
-    positive = ("steps", "batch_size", "context_len", "n_layers", "d_model", "n_heads", "eval_every",
-                "eval_chars")
-    for field in positive:
-        if getattr(args, field) < 1:
-            raise ValueError(f"--{field.replace('_', '-')}: must be >= 1, got {getattr(args, field)}")
-    if args.lr <= 0 or args.min_lr < 0 or args.min_lr > args.lr:
-        raise ValueError(f"--lr/--min-lr: need 0 <= min-lr <= lr and lr > 0, got {args.lr}, {args.min_lr}")
-    if args.warmup_steps < 0:
-        raise ValueError(f"--warmup-steps: must be >= 0, got {args.warmup_steps}")
+_INT_BOUNDS = {"steps": (1, 10 ** 8), "seed": (0, checks.MAX_SEED), "batch_size": (1, 65536),
+               "context_len": (1, 65536), "n_layers": (1, 256), "d_model": (1, 16384), "n_heads": (1, 1024),
+               "n_kv_heads": (1, 1024), "d_ff": (1, 65536), "warmup_steps": (0, 10 ** 8), "eval_every": (1, 10 ** 8),
+               "eval_chars": (1, 10 ** 8), "final_eval_chars": (1, 10 ** 9), "threads": (1, 4096)}
+"""Integer arguments (None allowed where the default is None)."""
+_NUM_BOUNDS = {"lr": (0.0, 10.0, True), "min_lr": (0.0, 10.0, False), "weight_decay": (0.0, 100.0, False),
+               "grad_clip": (0.0, 1e6, True), "checkpoint_every": (0.0, 1e7, False)}
+"""Real arguments: (low, high, low excluded)."""
+MAX_TRAIN_PARAMS = 2 * 10 ** 9
+"""Parameters of a model trained here (weights, gradients and two AdamW moments: 32 GB in float32)."""
+MAX_TOKENS_PER_STEP = 2 ** 22
+"""batch_size × context_len: the activations of one step must fit in memory."""
+
+
+def _validate(args) -> Shape:
+    """Every argument checked before anything is written or built; returns the model shape."""
+    for field, (lo, hi) in _INT_BOUNDS.items():
+        value = getattr(args, field)
+        if value is not None or field in ("steps", "seed", "batch_size", "context_len", "n_layers", "d_model",
+                                          "n_heads", "warmup_steps", "eval_every", "eval_chars"):
+            checks.integer(f"--{field.replace('_', '-')}", value, lo, hi)
+    for field, (lo, hi, lo_open) in _NUM_BOUNDS.items():
+        setattr(args, field, checks.number(f"--{field.replace('_', '-')}", getattr(args, field), lo, hi, lo_open))
+    if args.min_lr > args.lr:
+        raise ConfigError(f"--min-lr: {args.min_lr:g} must not exceed --lr {args.lr:g}")
+    if args.model not in KINDS:
+        raise ConfigError(f"--model: {checks.short(args.model)} is not one of {', '.join(KINDS)}")
+    checks.text("--out", args.out, checks.MAX_PATH_CHARS)
+    if args.name is not None:
+        checks.file_name("--name", args.name)
+    shape = shape_from_args(args)
+    if args.batch_size * args.context_len > MAX_TOKENS_PER_STEP:
+        raise ConfigError(f"--batch-size × --context-len: {args.batch_size * args.context_len:,} tokens per step; "
+                          f"at most {MAX_TOKENS_PER_STEP:,}")
+    hd = shape.d_model // shape.n_heads
+    per_layer = shape.d_model * (shape.n_heads + 2 * shape.n_kv_heads) * hd + shape.d_model ** 2 \
+        + 2 * shape.d_model * shape.d_ff
+    params = shape.n_layers * per_layer + 2 * shape.vocab_size * shape.d_model
+    if params > MAX_TRAIN_PARAMS:
+        raise ConfigError(f"--n-layers/--d-model/--d-ff: about {params:,} parameters; at most "
+                          f"{MAX_TRAIN_PARAMS:,} can be trained here")
+    return shape
 
 
 def shape_from_args(args) -> ModelShape:
@@ -123,21 +158,30 @@ def _load_state(out: pathlib.Path, model, opt, gens: dict, config: dict) -> dict
     tensors, meta = load_tensors(path)
     try:
         info = json.loads(meta["info"])
-    except (KeyError, json.JSONDecodeError):
-        raise ValueError(f"--out: {path} holds no training state; delete it to restart") from None
+    except (KeyError, TypeError, json.JSONDecodeError, RecursionError):
+        info = None
+    if not (isinstance(info, dict) and isinstance(info.get("config"), dict) and isinstance(info.get("step"), int)
+            and isinstance(info.get("param_groups"), list)):
+        raise ConfigError(f"--out: {path} holds no usable training state (no config, step or optimizer "
+                          f"groups); delete it to restart")
     for key, value in config.items():
         if key not in _RETARGETABLE and info["config"].get(key) != value:
-            raise ValueError(f"--out: {out} holds a run with {key}={info['config'].get(key)!r}, this command has "
+            raise ConfigError(f"--out: {out} holds a run with {key}={info['config'].get(key)!r}, this command has "
                              f"{value!r}; use another --out or the same arguments")
-    model.backbone.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, idx, key = k.split(".", 2)
-            state.setdefault(int(idx), {})[key] = v
-    opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
-    for name, gen in gens.items():
-        gen.set_state(tensors[f"rng.{name}"])
+    try:
+        model.backbone.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        state: dict = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, idx, key = k.split(".", 2)
+                state.setdefault(int(idx), {})[key] = v
+        opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+        for name, gen in gens.items():
+            gen.set_state(tensors[f"rng.{name}"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:  # tensors missing or of other shapes
+        raise ConfigError(f"--out: {path} holds a training state that does not match this model "
+                          f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                          f"delete it to restart") from None
     return info
 
 
@@ -152,10 +196,9 @@ def run_train(args, command: str | None = None) -> pathlib.Path:
     """Train per ``args`` (from :func:`add_train_arguments`); returns the final ``.safetensors`` path."""
     from tqdm import tqdm
 
-    _validate(args)
+    shape = _validate(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    shape = shape_from_args(args)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = {k: v for k, v in sorted(vars(args).items()) if k not in _RUNTIME_ONLY and not callable(v)}
@@ -174,7 +217,7 @@ def run_train(args, command: str | None = None) -> pathlib.Path:
             info["config"] = config
             info["command"] = this_command
     if info["step"] > args.steps:
-        raise ValueError(f"--steps: the run in {out} is already at step {info['step']}, got --steps {args.steps}")
+        raise ConfigError(f"--steps: the run in {out} is already at step {info['step']}, got --steps {args.steps}")
     train_ids = corpus.split_ids("train")
     window = args.context_len + (1 if args.model == "ar" else 0)
     model.train()
@@ -252,7 +295,7 @@ def train(kind: str, out_dir, steps: int = 3000, seed: int = 0, **options) -> pa
     args = parser.parse_args(["--model", kind])
     unknown = set(options) - set(vars(args))
     if unknown:
-        raise ValueError(f"train: unknown option(s) {', '.join(sorted(unknown))}")
+        raise ConfigError(f"train: unknown option(s) {', '.join(sorted(unknown))}")
     vars(args).update(out=str(out_dir), steps=steps, seed=seed, **options)
     command = f"analogdiff.lm.train({kind!r}, {str(out_dir)!r}, steps={steps}, seed={seed}" + "".join(
         f", {k}={v!r}" for k, v in sorted(options.items())) + ")"
@@ -264,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         run_train(args)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ConfigError, OSError) as e:
+        print(f"analogdiff train: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     return 0
 

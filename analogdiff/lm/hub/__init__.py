@@ -45,10 +45,10 @@ def model_type(cfg: Config) -> str:
     if kind is None:
         names = cfg.data.get("architectures")
         if not isinstance(names, list) or not names:
-            raise ValueError(f"{cfg.path}: missing field 'model_type' (and no 'architectures' list)")
+            raise ConfigError(f"{cfg.path}: missing field 'model_type' (and no 'architectures' list)")
         kind = CLASS_NAMES.get(names[0], names[0])
     if not isinstance(kind, str) or kind.lower() not in ARCHITECTURES:
-        raise ValueError(f"{cfg.path}: field 'model_type' = {kind!r} is not supported; supported: "
+        raise ConfigError(f"{cfg.path}: field 'model_type' = {kind!r} is not supported; supported: "
                          f"{', '.join(ARCHITECTURES)}")
     return kind.lower()
 
@@ -65,23 +65,23 @@ def _check_tensors(model: HubLM, tensors: dict, origin: dict, directory: pathlib
     expected = dict(model.named_parameters())  # shared (tied) weights once, under the embedding's name
     missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
     if missing:
-        raise ValueError(f"checkpoint {directory}: tensor '{missing[0]}' is missing from the weights "
+        raise ConfigError(f"checkpoint {directory}: tensor '{missing[0]}' is missing from the weights "
                          f"({len(missing)} missing; {CONFIG} describes a {model.card['architecture']} model)")
     if unexpected:
-        raise ValueError(f"{_origin(unexpected[0], origin, directory)}: unexpected tensor '{unexpected[0]}' "
+        raise ConfigError(f"{_origin(unexpected[0], origin, directory)}: unexpected tensor '{unexpected[0]}' "
                          f"({len(unexpected)} unexpected; not a parameter of the {model.card['architecture']} "
                          f"model {CONFIG} describes)")
     out = {}
     for name, ref in expected.items():
         t, where = tensors.pop(name), _origin(name, origin, directory)  # pop: one copy per tensor at a time
         if tuple(t.shape) != tuple(ref.shape):
-            raise ValueError(f"{where}: tensor '{name}' has shape {tuple(t.shape)}, {CONFIG} needs "
+            raise ConfigError(f"{where}: tensor '{name}' has shape {tuple(t.shape)}, {CONFIG} needs "
                              f"{tuple(ref.shape)}")
         if not t.is_floating_point():
-            raise ValueError(f"{where}: tensor '{name}' has dtype {t.dtype}; weights must be floating point")
+            raise ConfigError(f"{where}: tensor '{name}' has dtype {t.dtype}; weights must be floating point")
         t = t.to(torch.float32)
         if not torch.isfinite(t).all():
-            raise ValueError(f"{where}: tensor '{name}' holds non-finite values")
+            raise ConfigError(f"{where}: tensor '{name}' holds non-finite values")
         out[name] = t
     return out
 
@@ -95,16 +95,16 @@ def read_config(path) -> tuple[Config, str, ModelShape]:
     try:
         shape = ModelShape(**ARCHITECTURES[kind][0](cfg, directory.name), source=str(cfg.path))
     except ConfigError as e:
-        raise ValueError(f"{cfg.path}: {e}") from None
+        raise ConfigError(f"{cfg.path}: {e}") from None
     if shape.positions == "rotary" and shape.head_dim % 2:
-        raise ValueError(f"{cfg.path}: head dimension {shape.head_dim} must be even for rotary positions")
+        raise ConfigError(f"{cfg.path}: head dimension {shape.head_dim} must be even for rotary positions")
     return cfg, kind, shape
 
 
 def load_checkpoint_dir(path) -> HubLM:
     """The model in checkpoint directory ``path`` (see the module docstring), in eval mode.
 
-    Anything missing, malformed or unsupported is a one-line ``ValueError`` naming the file and field.
+    Anything missing, malformed or unsupported is a one-line ``ConfigError`` naming the file and field.
     """
     directory = pathlib.Path(path).expanduser()
     cfg, kind, shape = read_config(directory)

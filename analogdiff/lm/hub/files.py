@@ -3,7 +3,7 @@
 Weights are ``model.safetensors`` (one file) or shards listed in ``model.safetensors.index.json``
 (``{"weight_map": {tensor name: shard file}}``), the layout Hugging Face ``save_pretrained`` writes. A single
 file wins when both exist (as in ``transformers``). Pickled weights (``pytorch_model.bin``, ``*.pt``) are
-never opened. Every defect is a one-line ``ValueError`` naming the file and, where there is one, the field.
+never opened. Every defect is a one-line ``ConfigError`` naming the file and, where there is one, the field.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from analogdiff import checks
+from analogdiff.checks import ConfigError
 
 from ..checkpoint import load_tensors, read_json
 
@@ -42,7 +43,7 @@ class Config:
         if key in self.data and self.data[key] is not None:
             return self.data[key]
         if default is _REQUIRED:
-            raise ValueError(f"{self.path}: missing field '{key}'")
+            raise ConfigError(f"{self.path}: missing field '{key}'")
         return default
 
     def int(self, key: str, default: Any = None, lo: int = 1, hi: int = MAX_SIZE):
@@ -62,14 +63,14 @@ class Config:
     def bool(self, key: str, default: bool) -> bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
-            raise ValueError(f"{self.path}: field '{key}' must be true or false, got {value!r}")
+            raise ConfigError(f"{self.path}: field '{key}' must be true or false, got {value!r}")
         return value
 
     def choice(self, key: str, allowed: tuple, default: Any = None):
         """A field that must equal one of ``allowed`` (what this loader implements); absent → ``default``."""
         value = self._get(key, _REQUIRED if default is None else default)
         if value not in allowed:
-            raise ValueError(f"{self.path}: field '{key}' = {value!r} is not supported; supported: "
+            raise ConfigError(f"{self.path}: field '{key}' = {value!r} is not supported; supported: "
                              f"{', '.join(map(repr, allowed))}")
         return value
 
@@ -86,21 +87,21 @@ def read_weights(directory: pathlib.Path) -> tuple[dict[str, torch.Tensor], dict
     if not index.is_file():
         pickled = sorted(p.name for p in directory.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
         extra = f"; {pickled[0]} is pickled and never loaded: convert it to safetensors" if pickled else ""
-        raise ValueError(f"checkpoint: {directory} has neither {SINGLE} nor {INDEX}{extra}")
+        raise ConfigError(f"checkpoint: {directory} has neither {SINGLE} nor {INDEX}{extra}")
     weight_map = read_json(index, "shard index").get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map or \
             not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
-        raise ValueError(f"{index}: field 'weight_map' must map tensor names to shard file names")
+        raise ConfigError(f"{index}: field 'weight_map' must map tensor names to shard file names")
     tensors, origin = {}, {}
     for shard in sorted(set(weight_map.values())):
         path = directory / shard
         if pathlib.Path(shard).name != shard or not shard.endswith(".safetensors"):
-            raise ValueError(f"{index}: shard {shard!r} must be a .safetensors file name inside {directory}")
+            raise ConfigError(f"{index}: shard {shard!r} must be a .safetensors file name inside {directory}")
         listed = {k for k, v in weight_map.items() if v == shard}
         found, _ = load_tensors(path)
         absent = sorted(listed - set(found))
         if absent:
-            raise ValueError(f"{path}: tensor '{absent[0]}' listed in {INDEX} is not in this shard")
+            raise ConfigError(f"{path}: tensor '{absent[0]}' listed in {INDEX} is not in this shard")
         for name in listed:
             tensors[name], origin[name] = found[name], str(path)
     return tensors, origin

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...checks import ConfigError
 from ..model import apply_rotary, rotary_tables
 
 
@@ -126,17 +127,17 @@ class HubLM(nn.Module):
         records every row computed). ``write_cache=False`` (block diffusion) is for the character models."""
         T = ids.shape[1]
         if not write_cache:
-            raise ValueError("kv_cache: block diffusion with a prefix KV cache runs on the character models only")
+            raise ConfigError("kv_cache: block diffusion with a prefix KV cache runs on the character models only")
         past = 0
         if cache is not None:
             if not self.causal:
-                raise ValueError("cache: a KV cache needs a causal (AR) model")
+                raise ConfigError("cache: a KV cache needs a causal (AR) model")
             if not cache:
                 cache.extend({} for _ in range(self.shape.n_layers))
             past = cached_length(cache[0])
             T += past
         if T > self.shape.context_len:
-            raise ValueError(f"ids: sequence length {T} exceeds context_len={self.shape.context_len}")
+            raise ConfigError(f"ids: sequence length {T} exceeds context_len={self.shape.context_len}")
         if trace is not None:
             trace.record_forward(ids.shape[0], ids.shape[1], ids.shape[1], past, self.causal)
         logits = self.logits(ids, cache)  # (B, T, V)

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from analogdiff.checks import ConfigError
+
 from .layers import HubLM, RMSNorm, attend, cached_length, rotate, split_heads
 
 DREAM_MASK_ID = 151666  # Dream-org/Dream-v0-Base-7B config.json "mask_token_id"
@@ -35,7 +37,7 @@ def shape_fields(cfg, name: str, dream: bool = False) -> dict:
         bias = ["attn.qkv", "attn.out"] if cfg.bool("attention_bias", False) else []
         bias += ["mlp.gate", "mlp.up", "mlp.down"] if cfg.bool("mlp_bias", False) else []
     if cfg.data.get("head_dim") is not None and cfg.int("head_dim") * nh != d:
-        raise ValueError(f"{cfg.path}: field 'head_dim' = {cfg.data['head_dim']} is not supported; "
+        raise ConfigError(f"{cfg.path}: field 'head_dim' = {cfg.data['head_dim']} is not supported; "
                          f"supported: hidden_size / num_attention_heads = {d // nh}")
     return dict(name=name, n_layers=cfg.layers("num_hidden_layers"), d_model=d, n_heads=nh,
                 n_kv_heads=cfg.int("num_key_value_heads", nh), d_ff=cfg.int("intermediate_size"), mlp="swiglu",
@@ -84,7 +86,7 @@ class LlamaLike(HubLM):
         self.causal = kind == "ar"
         cfg.choice("hidden_act", ("silu",), "silu")
         if cfg.data.get("rope_scaling") is not None:
-            raise ValueError(f"{cfg.path}: field 'rope_scaling' = {cfg.data['rope_scaling']!r} is not supported; "
+            raise ConfigError(f"{cfg.path}: field 'rope_scaling' = {cfg.data['rope_scaling']!r} is not supported; "
                              f"supported: null (plain rotary positions)")
         if kind == "mdlm":
             cfg.choice("use_sliding_window", (False,), False)
