@@ -59,9 +59,7 @@ def _stub(*_, **__):
 
 
 STUBS = (  # (module, name): the first step of real work of each command; every check must come before it
-    ("analogdiff.bench.evaluation", "program"),        # eval/generate on an analog card
-    ("analogdiff.lm", "evaluate"),                     # eval on a GPU card (the digital model)
-    ("analogdiff.lm", "generate"),
+    ("analogdiff.bench.experiment", "run"),            # eval/generate (after experiment.check)
     ("analogdiff.bench.suite", "run_suite"),           # bench
     ("analogdiff.bench.tune", "_run_study"),           # tune (after the --out lock)
     ("analogdiff.lm.train", "CharLM"),                 # train (after --out is created)
