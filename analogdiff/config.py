@@ -98,9 +98,10 @@ def _coerce(name: str, value: Any, tp: Any, meta: Mapping) -> Any:
         return value
     lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open", False)
     if tp is int:  # exact: no float conversion, so no integer can overflow
-        return checks.integer(name, value, int(lo) + int(lo_open), int(hi))
-    if tp is float:
-        return checks.number(name, value, lo, hi, lo_open)
+        return checks.integer(name, value, (-2 ** 31 if lo is None else int(lo)) + int(lo_open),
+                              2 ** 31 if hi is None else int(hi))
+    if tp is float:  # every field declares its range (a test checks it); the fallback only keeps numbers finite
+        return checks.number(name, value, -1e12 if lo is None else lo, 1e12 if hi is None else hi, lo_open)
     if tp is str:
         return checks.text(name, value, checks.MAX_NAME_CHARS)
     raise TypeError(f"unsupported annotation {tp!r} for {name}")  # a bug in this module

@@ -82,6 +82,19 @@ def test_out_of_range_numbers_are_one_line(argv, needle, capsys, tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def test_every_numeric_card_field_declares_its_range():
+    import dataclasses
+    import typing
+
+    from analogdiff.config import COMPONENTS
+
+    for section, cls in COMPONENTS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if any(t in str(hints[f.name]) for t in ("int", "float")):
+                assert f.metadata.get("lo") is not None and f.metadata.get("hi") is not None, f"{section}.{f.name}"
+
+
 def test_shape_fields_are_bounded_before_any_arithmetic(tmp_path, capsys):
     shape = tmp_path / "big.toml"
     shape.write_text('n_layers = 2\nd_model = 1' + "0" * 200 + '\nn_heads = 2\nn_kv_heads = 2\nd_ff = 8\n'
