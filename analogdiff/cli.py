@@ -360,7 +360,7 @@ def _run_validate_cards(args) -> int:
     from analogdiff.energy.validate import format_table, validate_cards
 
     if args.cards is not None and not Path(args.cards).is_dir():
-        raise ValueError(f"--cards: {args.cards} is not a directory")
+        raise ConfigError(f"--cards: {args.cards} is not a directory")
     rows = validate_cards(card_dir=args.cards)
     passed = all(r["passed"] for r in rows if r["role"] == "validation")
     if args.json:

@@ -155,7 +155,7 @@ def test_bad_files_are_one_line_errors(saved, tmp_path):
     _one_line_error(p, model_from_card, "not a readable safetensors file")
     p = copy_as("badjson")
     (tmp_path / "badjson.json").write_text("{ nope")
-    _one_line_error(p, model_from_card, "badjson.json is not valid JSON")
+    _one_line_error(p, model_from_card, "badjson.json: malformed JSON")
     _one_line_error(copy_as("other", js_doc={**doc, "format": "x"}), model_from_card, "not a programmed")
     p = copy_as("badcard", js_doc={**doc, "hardware_toml": doc["hardware_toml"] + "\n[adc]\nbits = 0\n"})
     _one_line_error(p, model_from_card, "saved hardware card does not load")

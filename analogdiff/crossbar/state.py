@@ -70,12 +70,12 @@ def save_programmed(amodel: nn.Module, path) -> tuple[pathlib.Path, pathlib.Path
     layers = analog_layers(amodel)
     hw = layers[0][1].hw
     if any(layer.hw != hw for _, layer in layers):
-        raise ValueError("save_programmed: the analog layers were programmed on different cards")
+        raise ConfigError("save_programmed: the analog layers were programmed on different cards")
     card = getattr(amodel, "card", None)
     try:
         model_card = json.loads(json.dumps(card)) if isinstance(card, dict) else None
     except (TypeError, ValueError) as e:
-        raise ValueError(f"save_programmed: the model card is not JSON ({e})") from None
+        raise ConfigError(f"save_programmed: the model card is not JSON ({e})") from None
     tensors: dict[str, torch.Tensor] = {}
     meta = []
     for name, layer in layers:
@@ -115,17 +115,17 @@ def _read(path) -> tuple[dict, dict[str, torch.Tensor], pathlib.Path]:
     st_path, js_path = _paths(path)
     doc = read_json(js_path, what="programmed-model description")
     if doc.get("format") != FORMAT:
-        raise ValueError(f"{js_path}: not a programmed analogdiff model (format must be '{FORMAT}')")
+        raise ConfigError(f"{js_path}: not a programmed analogdiff model (format must be '{FORMAT}')")
     if doc.get("version") != VERSION:
-        raise ValueError(f"{js_path}: version {doc.get('version')!r} is not supported (this is {VERSION})")
+        raise ConfigError(f"{js_path}: version {doc.get('version')!r} is not supported (this is {VERSION})")
     missing = [k for k in ("tensors_sha256", "hardware_toml", "layers") if k not in doc]
     if missing:
-        raise ValueError(f"{js_path}: missing {', '.join(missing)}")
+        raise ConfigError(f"{js_path}: missing {', '.join(missing)}")
     if not st_path.is_file():
-        raise ValueError(f"{st_path}: no such file (a programmed model is NAME.safetensors + NAME.json)")
+        raise ConfigError(f"{st_path}: no such file (a programmed model is NAME.safetensors + NAME.json)")
     data = st_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != doc["tensors_sha256"]:
-        raise ValueError(f"{st_path}: corrupt or truncated ({len(data)} bytes; its SHA-256 does not match "
+        raise ConfigError(f"{st_path}: corrupt or truncated ({len(data)} bytes; its SHA-256 does not match "
                          f"{js_path.name})")
     return doc, load_tensors(st_path)[0], st_path
 
@@ -133,10 +133,10 @@ def _read(path) -> tuple[dict, dict[str, torch.Tensor], pathlib.Path]:
 def _layer_meta(doc: dict, js_path: pathlib.Path) -> list[dict]:
     layers = doc["layers"]
     if not isinstance(layers, list) or not layers:
-        raise ValueError(f"{js_path}: 'layers' must be a non-empty list")
+        raise ConfigError(f"{js_path}: 'layers' must be a non-empty list")
     for i, m in enumerate(layers):
         if not isinstance(m, dict) or any(k not in m for k in _LAYER_KEYS):
-            raise ValueError(f"{js_path}: layers[{i}] needs {', '.join(_LAYER_KEYS)}")
+            raise ConfigError(f"{js_path}: layers[{i}] needs {', '.join(_LAYER_KEYS)}")
     return layers
 
 
@@ -152,36 +152,36 @@ def load_programmed(path, model: nn.Module | Callable[[dict | None], nn.Module])
     try:
         hw = hardware_from_dict(tomllib.loads(doc["hardware_toml"]))
     except (tomllib.TOMLDecodeError, ConfigError) as e:
-        raise ValueError(f"{js_path}: the saved hardware card does not load ({e})") from None
+        raise ConfigError(f"{js_path}: the saved hardware card does not load ({e})") from None
     meta = _layer_meta(doc, js_path)
     base = model
     if callable(model) and not isinstance(model, nn.Module):
         try:
             base = model(doc.get("model_card"))
         except (ValueError, TypeError, KeyError) as e:
-            raise ValueError(f"{js_path}: the saved model card does not build a model "
+            raise ConfigError(f"{js_path}: the saved model card does not build a model "
                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     if not isinstance(base, nn.Module):
-        raise ValueError(f"{js_path}: model must be an nn.Module or build one from the model card")
+        raise ConfigError(f"{js_path}: model must be an nn.Module or build one from the model card")
     amodel = copy.deepcopy(base)
     _conv_shells(amodel, doc.get("convs", []), js_path)
 
     def tensor(key: str, required: bool = True) -> torch.Tensor | None:
         if key not in tensors and required:
-            raise ValueError(f"{st_path}: missing tensor {key}")
+            raise ConfigError(f"{st_path}: missing tensor {key}")
         return tensors.get(key)
 
     linears = {n for n, m in amodel.named_modules() if isinstance(m, (nn.Linear, AnalogLinear))}
     saved = {m["name"] for m in meta}
     if linears != saved:
         extra, lost = sorted(linears - saved)[:3], sorted(saved - linears)[:3]
-        raise ValueError(f"{js_path}: the model does not match the saved layers (not saved: {extra}, "
+        raise ConfigError(f"{js_path}: the model does not match the saved layers (not saved: {extra}, "
                          f"not in the model: {lost})")
     for m in meta:
         name, pre = m["name"], f"analog/{m['name']}/"
         mod = amodel.get_submodule(name) if name else amodel
         if (mod.in_features, mod.out_features) != (m["in_features"], m["out_features"]):
-            raise ValueError(f"{js_path}: layer '{name}' is {m['in_features']}→{m['out_features']} in the "
+            raise ConfigError(f"{js_path}: layer '{name}' is {m['in_features']}→{m['out_features']} in the "
                              f"file but {mod.in_features}→{mod.out_features} in the model")
         programmed = {k: tensor(pre + k, k in ("present", "g_prog_us", "stuck", "reference"))
                       for k in Tile.PROGRAMMED}
@@ -198,7 +198,7 @@ def load_programmed(path, model: nn.Module | Callable[[dict | None], nn.Module])
                 t_s=float(m["t_s"]))
             layer._read_gen.set_state(tensor(pre + "read_gen_state"))
         except (RuntimeError, ValueError, TypeError, KeyError) as e:
-            raise ValueError(f"{st_path}: layer '{name}' does not restore "
+            raise ConfigError(f"{st_path}: layer '{name}' does not restore "
                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         if not name:
             return layer
@@ -213,7 +213,7 @@ def _conv_shells(amodel: nn.Module, convs: list, js_path: pathlib.Path) -> None:
     ``matrices`` are placeholder ``nn.Linear`` (one per group), restored like any other analog layer."""
     have = {n for n, m in amodel.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))}
     if not isinstance(convs, list) or set(convs) != have:
-        raise ValueError(f"{js_path}: the model's convolutions {sorted(have)[:3]} do not match the saved ones "
+        raise ConfigError(f"{js_path}: the model's convolutions {sorted(have)[:3]} do not match the saved ones "
                          f"{sorted(convs)[:3] if isinstance(convs, list) else convs!r}")
     for name in convs:
         conv = amodel.get_submodule(name)
@@ -233,13 +233,13 @@ def _load_digital(amodel: nn.Module, tensors: dict[str, torch.Tensor], analog: s
     have = sorted(k[len("digital/"):] for k in tensors if k.startswith("digital/"))
     if sorted(want) != have:
         extra, lost = sorted(set(have) - set(want))[:3], sorted(set(want) - set(have))[:3]
-        raise ValueError(f"{st_path}: the model's digital parameters do not match the file (only in the "
+        raise ConfigError(f"{st_path}: the model's digital parameters do not match the file (only in the "
                          f"file: {extra}, only in the model: {lost})")
     state = amodel.state_dict()
     with torch.no_grad():
         for key in want:
             src, dst = tensors["digital/" + key], state[key]
             if src.shape != dst.shape or src.dtype != dst.dtype:
-                raise ValueError(f"{st_path}: digital/{key} is {src.dtype} {tuple(src.shape)}, the model "
+                raise ConfigError(f"{st_path}: digital/{key} is {src.dtype} {tuple(src.shape)}, the model "
                                  f"needs {dst.dtype} {tuple(dst.shape)}")
             dst.copy_(src)
