@@ -320,6 +320,8 @@ def run_seed(spec: Experiment, seed: int | None, on_step: Callable | None = None
             metrics, trace, texts = _generate(runner, lm, task, on_step)
             out["metrics"].update(metrics)
             out["texts"] = texts
+        checks.finite_figures("metrics", out["metrics"],
+                              f"{spec.model} on {hw.name} (seed {seed}, drift {spec.drift_time_s:g} s)")
         stats = collect_stats(runner) if analog else None
         out["cost"][name] = _price(lm, hw, trace, stats)
         if analog:
