@@ -181,12 +181,13 @@ def program(model_ref: str, hw, seed: int, drift_time_s: float):
 
 
 def stochastic(hw) -> bool:
-    """Whether a programming seed can change a run on this card (any noise or stuck devices)."""
+    """Whether a programming seed can change a run on this card: any noise, stuck devices, or drift (every
+    drift model draws its exponents per device)."""
     d = hw.device
     if hw.kind != "analog" or d is None:
         return False
     noisy = (d.prog_noise is not None or d.read_noise is not None or d.stuck_on_fraction > 0
-             or d.stuck_off_fraction > 0)
+             or d.stuck_off_fraction > 0 or hw.drift is not None)
     return noisy or (hw.adc is not None and hw.adc.noise_lsb > 0)
 
 

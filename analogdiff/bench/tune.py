@@ -193,10 +193,9 @@ def objective_names(sp: dict) -> list[str]:
 # --------------------------------------------------------------------------- one trial (runs on a worker)
 
 def run_trial(spec: dict) -> dict:
-    """Objective values of one trial: mean over programming seeds of one experiment (the accuracy metric and
-    the cost of the run that measured it). Raises ValueError for an unusable point."""
+    """Objective values of one trial: one experiment's accuracy metric and the cost of the run that measured
+    it, each the mean over programming seeds. Raises ConfigError (a ValueError) for an unusable point."""
     from . import experiment as ex
-    from .runs import cost_metrics
 
     lm = ex.model(spec["model"])
     b = spec["budget"]
@@ -208,15 +207,14 @@ def run_trial(spec: dict) -> dict:
         task = {"score": ex.Score(eval_chars=b["eval_chars"], t_samples=b["t_samples"], batch_size=b["batch_size"],
                                   eval_seed=spec["eval_seed"])}
     name = next(iter(task))
-    exp = ex.Experiment(model=spec["model"], card=spec["card"], overrides=spec["overrides"],
-                        drift_time_s=spec["drift_time_s"], seeds=tuple(spec["seeds"]), **task)
-    per_seed = []
-    for seed in exp.seeds:
-        res = ex.run_seed(exp, seed)
-        per_seed.append({"metric": float(res["metrics"][spec["metric"]]), **cost_metrics(res["cost"][name])})
-    mean = {k: math.fsum(p[k] for p in per_seed) / len(per_seed)
-            for k in ("metric", "energy_per_token_j", "latency_per_token_s")}
-    return {**mean, "per_seed_metric": [p["metric"] for p in per_seed], "tiles": per_seed[0].get("tiles"),
+    out = ex.run(ex.Experiment(model=spec["model"], card=spec["card"], overrides=spec["overrides"],
+                               drift_time_s=spec["drift_time_s"], seeds=tuple(spec["seeds"]), **task))
+    cost = out["cost"][name]
+    return {"metric": out["metrics"][spec["metric"]]["mean"],
+            "energy_per_token_j": cost["energy_per_token_j"]["mean"],
+            "latency_per_token_s": cost["latency_per_token_s"]["mean"],
+            "per_seed_metric": [p["metrics"][spec["metric"]] for p in out["per_seed"]],
+            "tiles": out["per_seed"][0]["cost"][name]["tiles"],
             "priced": "generated token" if name == "generate" else "scored character"}
 
 
