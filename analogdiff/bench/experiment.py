@@ -253,6 +253,15 @@ def stats_summary(stats: Mapping | None) -> dict:
     return out
 
 
+def _vocab_id(vocab):
+    """What makes two vocabularies the same: the character list (character models) or the tokenizer itself
+    and the id range (BPE vocabularies of published checkpoints)."""
+    chars = getattr(vocab, "chars", None)
+    if chars is not None:
+        return ("chars", chars)
+    return ("bpe", vocab.size, vocab.tokenizer.to_str())
+
+
 def check(spec: Experiment) -> None:
     """Every cheap check of ``spec`` before any chip is programmed: the card and overrides load, the model
     and the judge load, the task fits the model's context, and the model fits the card's tiles. Raises
@@ -285,7 +294,7 @@ def check(spec: Experiment) -> None:
         judge = model(g.judge)
         if judge.kind != "ar":
             checks.fail("judge", f"{g.judge} is not an autoregressive model")
-        if judge.vocab.chars != lm.vocab.chars:
+        if _vocab_id(judge.vocab) != _vocab_id(lm.vocab):
             checks.fail("judge", f"{g.judge} has another vocabulary than {spec.model}")
         if judge.shape.context_len < L:
             checks.fail("judge", f"{g.judge}'s context ({judge.shape.context_len}) is shorter than seq_len {L}")
