@@ -213,7 +213,7 @@ def _add_eval(sub) -> None:
 
 
 def _experiment_json(out: dict) -> dict:
-    """An experiment result for ``--json``: everything but the generated texts of every seed (kept: seed 0's)."""
+    """An experiment result for ``--json``: everything but the generated texts (the passages of every seed)."""
     per_seed = [{k: v for k, v in p.items() if k != "texts"} for p in out["per_seed"]]
     return {**out, "per_seed": per_seed}
 

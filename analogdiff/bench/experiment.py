@@ -230,13 +230,8 @@ def _price(lm, hw, trace, stats) -> dict:
     """The cost of the run ``trace`` recorded, with its activation statistics (analog cards)."""
     from analogdiff.energy import estimate
 
-    report = estimate(energy_shape(lm), hw, decode=trace, stats=stats)
+    report = estimate(lm.shape, hw, decode=trace, stats=stats)
     return report.to_dict()
-
-
-def energy_shape(lm):
-    """The cost model's shape of a loaded model: its own ``ModelShape`` (one definition for lm and energy)."""
-    return lm.shape
 
 
 STATS_KEYS = ("mean_abs_x_norm", "mean_x2_norm", "mean_g_us", "adc_clip_fraction")
@@ -271,7 +266,7 @@ def check(spec: Experiment) -> None:
     hw = hardware(spec.card, spec.overrides)
     lm = model(spec.model)
     C = lm.shape.context_len
-    estimate(energy_shape(lm), hw, decode=Autoregressive(seq_len=C))  # tiles vs chip capacity
+    estimate(lm.shape, hw, decode=Autoregressive(seq_len=C))  # tiles vs chip capacity
     if spec.score is not None and spec.score.eval_chars < C + 1:
         checks.fail("eval_chars", f"must be at least context_len + 1 = {C + 1} characters (one window), "
                                   f"got {spec.score.eval_chars}")

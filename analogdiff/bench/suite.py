@@ -256,11 +256,9 @@ def _validate_section(chk, where, kind, raw, budget, base, models, check_models)
             s.setdefault("contexts", {})[ref] = model.shape.context_len
         s["models"].append(ref)
     if check_models:
-        from .experiment import energy_shape
-
         for ref in s["models"]:
             for card, hw in hws.items():
-                _fits(chk, f"{where}.models", energy_shape(models[ref]), hw, s["model_kinds"][ref], None,
+                _fits(chk, f"{where}.models", models[ref].shape, hw, s["model_kinds"][ref], None,
                       s["contexts"][ref])
     s["drift_times_s"] = chk.list_(f"{where}.drift_times_s", raw.get("drift_times_s"),
                                    lambda w, v: chk.check(checks.drift_time_s, w, v))
