@@ -299,7 +299,10 @@ class Digital(_Component):
     e_elementwise_pj: float = _f("Elementwise op (activation function, residual add) per element, pJ.", lo=0.0,
                                  hi=1e+06)
     e_sample_pj: float = _f("Sampling work per vocabulary entry (Gumbel/argmax), pJ.", lo=0.0, hi=1e+06)
-    throughput_gops: float = _f("Sustained digital throughput, 1e9 ops/s.", lo=1e-06, hi=1e+09)
+    throughput_gops: float = _f(
+        "Sustained digital throughput of one chip, 1e9 element ops/s. A model spread over several chips (see "
+        "[system]) runs each block's digital work on that block's chips: the estimator uses "
+        "throughput_gops × max(1, chips / n_layers).", lo=1e-06, hi=1e+09)
     activation_bits: int = _f("Bits per activation element stored or moved.", 8, lo=1, hi=32)
 
 
@@ -331,6 +334,8 @@ class GPU(_Component):
                                        None, lo=1e-06, hi=1e+06)
     hbm_bandwidth_tbs: float = _f("HBM bandwidth, TB/s.", lo=1e-06, hi=10000)
     hbm_capacity_gb: float = _f("HBM capacity, GB.", lo=0.001, hi=1e+07)
+    die_area_mm2: float | None = _f("Area of the GPU die, mm² (reported as the estimate's area_mm2; None = "
+                                    "not stated).", None, lo=0.0, hi=1e+05, lo_open=True)
     power_max_w: float = _f("Board power limit (TDP), W: no kernel draws more on average.", lo=0.001,
                             hi=1e+06)
     power_const_w: float = _f(
@@ -355,8 +360,32 @@ class GPU(_Component):
             raise ConfigError("gpu.dtype: 'fp8' needs gpu.peak_tflops_fp8 and gpu.e_flop_fp8_pj")
 
 
+@dataclass(frozen=True, kw_only=True)
+class System(_Component):
+    """The chips an analog model runs on (see ``analogdiff.energy.system``): a model needing more tiles than
+    ``tile.tiles_per_chip`` is spread over identical chips joined by chip-to-chip links; on-chip SRAM holds
+    the KV cache and the embedding table, and what does not fit is read from DRAM."""
+
+    section: typing.ClassVar[str] = "system"
+    node_nm: int = _f("CMOS technology node of the chip, nm (informative: the areas below are at this node).",
+                      lo=1, hi=1000)
+    chip_area_mm2: float = _f("Silicon area of one chip, mm².", lo=0.0, hi=1e+05, lo_open=True)
+    tile_area_mm2: float = _f("Area of one tile (core) with its periphery, mm².", lo=0.0, hi=1e+04,
+                              lo_open=True)
+    sram_mb_per_chip: float = _f("On-chip SRAM per chip for the KV cache and embeddings, MB (1e6 bytes).",
+                                 lo=0.0, hi=1e+05)
+    sram_leakage_mw_per_mb: float = _f("SRAM leakage (static) power, mW per MB held.", lo=0.0, hi=1e+04)
+    link_pj_per_bit: float = _f("Chip-to-chip link energy, pJ per bit crossing a chip boundary.", lo=0.0,
+                                hi=1e+04)
+    link_gbps: float = _f("Bandwidth of one chip-to-chip link, Gbit/s.", lo=0.0, hi=1e+07, lo_open=True)
+    dram_pj_per_bit: float = _f("DRAM energy per bit read or written (KV cache and embeddings beyond the "
+                                "SRAM), pJ/bit.", lo=0.0, hi=1e+04)
+    dram_gbps_per_chip: float = _f("DRAM bandwidth available to each chip, Gbit/s.", lo=0.0, hi=1e+07,
+                                   lo_open=True)
+
+
 COMPONENTS: dict[str, type[_Component]] = {
-    c.section: c for c in (Device, Drift, Wire, DAC, ADC, Tile, Periphery, Digital, Memory, GPU)
+    c.section: c for c in (Device, Drift, Wire, DAC, ADC, Tile, Periphery, Digital, Memory, System, GPU)
 }
 
 
@@ -375,6 +404,7 @@ class Hardware:
     periphery: Periphery | None = None
     digital: Digital | None = None
     memory: Memory | None = None
+    system: System | None = None
     gpu: GPU | None = None
 
     def __post_init__(self) -> None:
@@ -387,6 +417,13 @@ class Hardware:
             raise ConfigError(f"{self.name}: an analog card needs a [device] table")
         if self.drift is not None and self.device is None:
             raise ConfigError(f"{self.name}: [drift] needs a [device] table")
+        if self.system is not None:
+            if not analog:
+                raise ConfigError(f"{self.name}: [system] describes analog chips; a GPU card has none")
+            cores = self.tile.tiles_per_chip * self.system.tile_area_mm2
+            if cores > self.system.chip_area_mm2 * (1 + 1e-9):
+                raise ConfigError(f"system.chip_area_mm2: {self.system.chip_area_mm2:g} is less than "
+                                  f"tile.tiles_per_chip × system.tile_area_mm2 = {cores:g}")
 
     @property
     def kind(self) -> Literal["analog", "gpu"]:

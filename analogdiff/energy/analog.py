@@ -2,7 +2,9 @@
 
 Weight-stationary: every weight matrix — the LM head included (it is an ``nn.Linear`` in our models) and
 the adaLN time-conditioning layers of MDLM/SEDD — is programmed once onto its own tiles and stays there.
-A model that needs more tiles than ``tile.tiles_per_chip`` is rejected (no re-programming is priced).
+A model that needs more tiles than ``tile.tiles_per_chip`` spans several chips when the card has a
+``[system]`` table (links, static power, area and DRAM spill: :mod:`analogdiff.energy.system`), and is
+rejected otherwise (no re-programming is priced).
 Token embeddings are looked up in SRAM; attention (QKᵀ, AV), softmax, norms, activations and sampling run
 on the card's digital units; activations and the KV cache live in SRAM; vectors move over the NoC.
 The per-MVM physics is in :mod:`analogdiff.energy.kernels`.
@@ -18,6 +20,7 @@ import numpy as np
 from analogdiff.config import COMPONENTS, ConfigError, Hardware
 from analogdiff.energy import converters as CV
 from analogdiff.energy import kernels as K
+from analogdiff.energy import system
 from analogdiff.energy.decode import Work
 from analogdiff.shapes import ModelShape
 
@@ -41,7 +44,8 @@ COLUMNS: dict[str, int] = {
     "memory.avg_hops": K.P_HOPS, "memory.noc_bandwidth_gbps": K.P_NOC_GBPS,
 }
 ADC_ENERGY_KEYS = ("adc.walden_fom_fj", "adc.schreier_fom_db")  # re-price the ADC through its energy law
-BREAKDOWN = ("dac", "array", "adc", "periphery", "attention", "norm_elementwise", "sampling", "sram", "noc")
+BREAKDOWN = ("dac", "array", "adc", "periphery", "attention", "norm_elementwise", "sampling", "sram", "noc",
+             *system.BREAKDOWN)
 
 
 # ----------------------------------------------------------------------------- hardware → design points
@@ -332,6 +336,8 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
     """Cost of one sequence (of a batch of ``batch``) at every design point of ``q`` (N, N_PARAMS)."""
     la = layer_arrays(shape, work, stats, hw)
     n = q.shape[0]
+    q = q.copy()                   # one chip's digital units → the chips of a block (energy.system)
+    q[:, K.P_DIGITAL_GOPS] *= system.digital_scale(la, q, shape.n_layers)
     acc, t_lat, t_ii = run_layer_kernel(la, q, backend)
     dc = digital_counts(shape, work)
     cw = work.compressed()
@@ -345,6 +351,8 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
     else:
         t_ns = K.latency_kernel_np(*args)
 
+    acct = system.account(shape, work, la, q, hw, batch, dc, t_ii, q[:, K.P_DIGITAL_GOPS], t_ns)
+    t_ns = t_ns + acct["link_ns"] + acct["dram_ns"]
     bits = q[:, K.P_ACT_BITS]
     extra_sram_bits = (dc["kv_elements_written"] + dc["kv_elements_read"] + dc["embedding_elements_read"]) * bits
     pj = {
@@ -357,11 +365,14 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
         "sram": acc[:, K.A_E_SRAM_PJ] + extra_sram_bits * q[:, K.P_E_SRAM_PJ_PER_BIT],
         "noc": acc[:, K.A_E_NOC_PJ],
     }
+    sys_pj = system.energies_pj(acct, hw, q, t_ns * 1e-9, batch)
+    pj["sram"] = pj["sram"] - sys_pj.pop("sram_moved")
+    pj.update(sys_pj)
     breakdown_j = {k: np.asarray(v, float) * 1e-12 for k, v in pj.items()}
     e_seq = sum(breakdown_j.values())
     t_seq = t_ns * 1e-9
     g = work.generated_tokens
-    sram_bits = acc[:, K.A_SRAM_BITS] + extra_sram_bits
+    sram_bits = acc[:, K.A_SRAM_BITS] + extra_sram_bits - acct["sram_bits_moved"]
     counts = {
         "token_forwards": np.full(n, float(work.totals["token_forwards"])),
         "head_evals": np.full(n, float(work.totals["head_evals"])),
@@ -376,14 +387,16 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
                        + dc["elementwise_ops"] + dc["sample_elements"] + acc[:, K.A_N_RANGE_OPS],
         "attention_macs": np.full(n, dc["attention_macs"]),
         "sram_bytes": sram_bits / 8.0, "noc_bytes_hops": acc[:, K.A_NOC_BIT_HOPS] / 8.0,
-        "bytes_moved": sram_bits / 8.0 + acc[:, K.A_NOC_BIT_HOPS] / 8.0,
+        "interconnect_bytes": acct["link_bits"] / 8.0, "dram_bytes": acct["dram_bits"] / 8.0,
+        "bytes_moved": (sram_bits + acc[:, K.A_NOC_BIT_HOPS] + acct["link_bits"] + acct["dram_bits"]) / 8.0,
     }
     tiles = acc[:, K.A_TILES]
     return {
         "energy_per_sequence_j": e_seq, "energy_per_token_j": e_seq / g,
         "latency_per_sequence_s": t_seq, "latency_per_token_s": t_seq / g,
         "tokens_per_s": batch * g / t_seq,
-        "tiles": tiles, "fits": tiles <= q[:, K.P_TILES_PER_CHIP],
+        "tiles": tiles, "fits": (tiles <= q[:, K.P_TILES_PER_CHIP]) | (hw is not None and hw.system is not None),
+        **{k: acct[k] for k in ("chips", "area_mm2", "core_area_mm2", "static_power_w")},
         "breakdown_j": breakdown_j, "counts": counts,
         "tile_utilization": utilization(la, q),
     }

@@ -9,7 +9,7 @@ import numpy as np
 
 from analogdiff import checks
 from analogdiff.config import ConfigError, Hardware, load_hardware
-from analogdiff.energy import analog, gpu
+from analogdiff.energy import analog, gpu, system
 from analogdiff.energy.decode import Autoregressive, Diffusion, Work, schedule_work, work_from_trace
 from analogdiff.energy.report import CostReport
 from analogdiff.shapes import ModelShape, load_shape
@@ -69,10 +69,14 @@ def _combine(parts: list[tuple[int, dict]], tokens: int) -> dict[str, Any]:
         "latency_per_sequence_s": t_run, "latency_per_token_s": t_run / per_seq_tokens,
         "tokens_per_s": tokens / t_run, "tiles": first["tiles"], "fits": first["fits"],
         "tile_utilization": first["tile_utilization"],
+        **{k: first[k] for k in _SCALE},
         "breakdown_j": {k: sum(f * r["breakdown_j"][k] for f, r in scaled) for k in first["breakdown_j"]},
         "counts": {k: sum(f * r["counts"][k] for f, r in scaled) for k in first["counts"]},
         "batch": b, "generated_tokens": per_seq_tokens,
     }
+
+
+_SCALE = ("chips", "area_mm2", "core_area_mm2", "static_power_w")  # the system's scale, design-point arrays
 
 
 def _analog_points(sh: ModelShape, parts: list[tuple[int, Work]], tokens: int, q: np.ndarray, stats,
@@ -122,8 +126,9 @@ def estimate(shape: str | Path | ModelShape, hw: str | Path | Hardware,
         res = _combine(points, tokens)
         res["counts"]["kernels"] = sum(p["counts"]["kernels"] for _, p in points)  # launched, not per sequence
         res["counts"]["weight_bytes"] = points[0][1]["counts"]["weight_bytes"]
-        tiles, extras = 0, {"dtype": hw.gpu.dtype, "hbm_needed_gb": max(float(p["hbm_needed_gb"][0])
-                                                                        for _, p in points)}
+        need_gb = max(float(p["hbm_needed_gb"][0]) for _, p in points)
+        tiles, extras = 0, {"dtype": hw.gpu.dtype, "hbm_needed_gb": need_gb}
+        scale = system.gpu_system(sh, hw, need_gb)
     else:
         res = _analog_points(sh, parts, tokens, analog.design_points(hw), stats, hw, backend)
         tiles = int(res["tiles"][0])
@@ -131,8 +136,12 @@ def estimate(shape: str | Path | ModelShape, hw: str | Path | Hardware,
             t = hw.tile
             raise ConfigError(f"tile.tiles_per_chip: {sh.name} needs {tiles:,} tiles of {t.rows}×{t.cols} "
                               f"(bit_slices {t.bit_slices}, replication {t.replication}) but {hw.name} has "
-                              f"{t.tiles_per_chip:,}; weights stay resident (no re-programming is priced)")
-        extras = {"tile_utilization": float(res["tile_utilization"][0]), "stats": bool(stats)}
+                              f"{t.tiles_per_chip:,} and no [system] table to spread it over several chips; "
+                              f"weights stay resident (no re-programming is priced)")
+        extras = {"tile_utilization": float(res["tile_utilization"][0]), "stats": bool(stats),
+                  "core_area_mm2": float(res["core_area_mm2"][0])}
+        scale = {"chips": int(res["chips"][0]), "area_mm2": float(res["area_mm2"][0]),
+                 "static_power_w": float(res["static_power_w"][0])}
     g = res["generated_tokens"]
     return _checked(CostReport(
         model=sh.name, hardware=hw.name, kind=hw.kind, decode=described, batch=res["batch"],
@@ -140,7 +149,7 @@ def estimate(shape: str | Path | ModelShape, hw: str | Path | Hardware,
         **{k: float(res[k][0]) for k in ("energy_per_token_j", "latency_per_token_s", "energy_per_sequence_j",
                                          "latency_per_sequence_s", "tokens_per_s")},
         breakdown_j={k: float(v[0]) for k, v in res["breakdown_j"].items()},
-        counts={k: float(v[0]) for k, v in res["counts"].items()}, tiles=tiles, extras=extras))
+        counts={k: float(v[0]) for k, v in res["counts"].items()}, tiles=tiles, extras=extras, **scale))
 
 
 def _gpu_points(sh: ModelShape, hw: Hardware, work: Work, batch: int) -> dict[str, Any]:
@@ -155,7 +164,8 @@ def _gpu_points(sh: ModelShape, hw: Hardware, work: Work, batch: int) -> dict[st
     return {"energy_per_sequence_j": one * sum(v / batch for v in r["breakdown_j"].values()),
             "latency_per_sequence_s": one * r["time_s"], "tiles": one * 0, "fits": one > 0,
             "tile_utilization": one * 0, "hbm_needed_gb": one * r["hbm_needed_gb"],
-            "breakdown_j": {k: one * v / batch for k, v in r["breakdown_j"].items()},
+            **{k: one * 0 for k in _SCALE},  # a GPU's scale: energy.system.gpu_system
+            "breakdown_j": {**{k: one * v / batch for k, v in r["breakdown_j"].items()}, "interconnect": one * 0},
             "counts": {k: one * float(v) for k, v in counts.items()}}
 
 
@@ -183,7 +193,9 @@ def estimate_many(shape: str | Path | ModelShape, hw: str | Path | Hardware | Se
 
     Returns a dict of arrays of length N: ``energy_per_token_j``, ``latency_per_token_s``,
     ``energy_per_sequence_j``, ``latency_per_sequence_s``, ``tokens_per_s``, ``tiles``, ``fits`` (tiles ≤
-    tile.tiles_per_chip; points that do not fit are still priced), ``tile_utilization``, and
+    tile.tiles_per_chip, or the card has a [system] table; points that do not fit are still priced),
+    ``tile_utilization``, ``chips``, ``area_mm2``, ``core_area_mm2``, ``static_power_w`` (the card's
+    [system] scale, :mod:`analogdiff.energy.system`; [system] fields are not swept), and
     ``breakdown_j`` / ``counts``: dicts of such arrays. ``estimate`` on point i gives the same numbers.
     """
     if isinstance(decode, Trace):
@@ -200,6 +212,9 @@ def estimate_many(shape: str | Path | ModelShape, hw: str | Path | Hardware | Se
         cards = [load_hardware(h) for h in hw]
         q = analog.design_points(cards, overrides)
         base = cards[0] if cards else None
+        if len({c.system for c in cards}) > 1:
+            raise ConfigError("hardware: the cards have different [system] tables; estimate_many prices one "
+                              "system at a time")
     if isinstance(decode, Trace):
         return _analog_points(sh, parts, decode.tokens, q, stats, base, backend)
     return analog.evaluate_points(sh, work, q, stats, base, batch, backend)

@@ -31,6 +31,9 @@ class CostReport:
     counts: dict[str, float]
     tiles: int
     extras: dict[str, Any] = field(default_factory=dict)
+    chips: int = 1                 # chips holding the model (analog: [system]; GPU: GPUs by memory)
+    area_mm2: float = 0.0          # silicon area of those chips, mm²
+    static_power_w: float = 0.0    # their static power, W (its energy is the breakdown's "static")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +43,7 @@ class CostReport:
             "energy_per_sequence_j": self.energy_per_sequence_j,
             "latency_per_sequence_s": self.latency_per_sequence_s, "tokens_per_s": self.tokens_per_s,
             "breakdown_j": dict(self.breakdown_j), "counts": dict(self.counts), "tiles": self.tiles,
+            "chips": self.chips, "area_mm2": self.area_mm2, "static_power_w": self.static_power_w,
             **self.extras,
         }
 
@@ -67,6 +71,9 @@ class CostReport:
                  f"({self.tokens_per_s:,.0f} tokens/s over the batch)"]
         if self.kind == "analog":
             lines.append(f"  tiles              {self.tiles:,}")
+        what = "GPUs" if self.kind == "gpu" else "chips"
+        area = f"{self.area_mm2:,.0f} mm²" if self.area_mm2 else "area not stated"
+        lines.append(f"  {what:<18} {self.chips:,}   ({area}, static power {fmt_si(self.static_power_w, 'W')})")
         lines.append("  energy breakdown (per sequence):")
         total = self.energy_per_sequence_j or 1.0
         for k, v in sorted(self.breakdown_j.items(), key=lambda kv: -kv[1]):
