@@ -47,8 +47,8 @@ BAD = [
     ('overrides = { "wire" = "none" }', 'overrides = { "adc.bitz" = 6 }', "adc.bitz"),
     ('decode = "ar"', 'decode = "autoregressive"', "decode"),
     ('name = "drift"', 'name = "drift" ]]', "malformed TOML"),
-    ('cards = ["pcm-ibm", "h100-sxm"]\n[[section.runs]]', 'cards = ["pcm-hermes"]\n[[section.runs]]',
-     "llada-8b needs"),
+    ('cards = ["pcm-ibm", "h100-sxm"]\n[[section.runs]]',
+     'cards = ["pcm-hermes"]\noverrides = { "system" = "none" }\n[[section.runs]]', "llada-8b needs"),
 ]
 
 

@@ -59,7 +59,7 @@ def test_bad_input_in_a_subprocess_exits_2_without_traceback():
     (["--model", "gpt2-small", "--hardware", "nope"], "unknown hardware 'nope'; available:"),
     (["--model", "gpt2-small", "--hardware", "pcm-ibm", "--decode", "ar", "--steps", "8"], "--steps: applies to"),
     (["--model", "gpt2-small", "--hardware", "pcm-ibm", "--dtype", "fp8"], "--dtype: applies to GPU cards only"),
-    (["--model", "gpt2-small", "--hardware", "pcm-hermes"], "tile.tiles_per_chip"),
+    (["--model", "gpt2-small", "--hardware", "pcm-hermes", "--set", "system=none"], "tile.tiles_per_chip"),
 ])
 def test_bad_input_exits_2_with_one_line(args, needle, capsys):
     from analogdiff.cli import main

@@ -85,6 +85,7 @@ def hand_card(tmp_path, rows, cols, slices=1):
 
 
 def assert_breakdown(report, expected_pj):
+    expected_pj = {"static": 0.0, "interconnect": 0.0, "dram": 0.0, **expected_pj}  # no [system]: one chip
     got = {k: v * 1e12 for k, v in report.breakdown_j.items()}
     assert set(got) == set(expected_pj)
     for k, v in expected_pj.items():
@@ -169,18 +170,22 @@ def test_fewer_adc_bits_cost_less():
     assert six.breakdown_j["adc"] / eight.breakdown_j["adc"] == pytest.approx(1.20 / 1.67)   # ISAAC table
 
 
+# no [system] and room for any model here: one chip of unlimited SRAM, no static power (energy.system)
+ONE_CHIP = {"system": None, "tile.tiles_per_chip": 10 ** 6}
+
+
 def test_replication_trades_tiles_for_latency_not_energy():
     d = Diffusion(steps=8, seq_len=512)
-    one = estimate("gpt2-small", "pcm-ibm", d)
-    two = estimate("gpt2-small", load_hardware("pcm-ibm", {"tile.replication": 2}), d)
+    one = estimate("gpt2-small", load_hardware("pcm-ibm", ONE_CHIP), d)
+    two = estimate("gpt2-small", load_hardware("pcm-ibm", {**ONE_CHIP, "tile.replication": 2}), d)
     assert two.tiles == 2 * one.tiles
     assert two.energy_per_sequence_j == pytest.approx(one.energy_per_sequence_j, rel=1e-12)
     assert two.latency_per_sequence_s < one.latency_per_sequence_s
 
 
 def test_batch_changes_latency_not_energy_per_sequence():
-    d = Autoregressive(seq_len=64)
-    b1, b8 = estimate("gpt2-small", "pcm-ibm", d), estimate("gpt2-small", "pcm-ibm", d, batch=8)
+    d, hw = Autoregressive(seq_len=64), load_hardware("pcm-ibm", ONE_CHIP)
+    b1, b8 = estimate("gpt2-small", hw, d), estimate("gpt2-small", hw, d, batch=8)
     assert b8.energy_per_sequence_j == pytest.approx(b1.energy_per_sequence_j, rel=1e-12)
     assert b1.latency_per_sequence_s < b8.latency_per_sequence_s < 8 * b1.latency_per_sequence_s
 
@@ -255,11 +260,12 @@ def test_measured_stats_replace_the_defaults():
         estimate(shape, "pcm-ibm", d, stats=bad)
 
 
-def test_model_larger_than_the_chip_is_rejected():
+def test_model_larger_than_the_chip_is_rejected_without_a_system_table():
+    one_chip = load_hardware("pcm-hermes", overrides={"system": None})
     with pytest.raises(ConfigError, match=r"tile\.tiles_per_chip: gpt2-small needs [\d,]+ tiles .* pcm-hermes has 64"):
-        estimate("gpt2-small", "pcm-hermes", Autoregressive(seq_len=16))
-    sweep = estimate_many("gpt2-small", "pcm-ibm", Autoregressive(seq_len=16),
-                          overrides={"tile.tiles_per_chip": np.array([10, 10**6])})
+        estimate("gpt2-small", one_chip, Autoregressive(seq_len=16))
+    sweep = estimate_many("gpt2-small", load_hardware("pcm-ibm", overrides={"system": None}),
+                          Autoregressive(seq_len=16), overrides={"tile.tiles_per_chip": np.array([10, 10**6])})
     assert list(sweep["fits"]) == [False, True]
 
 

@@ -49,7 +49,8 @@ def test_one_block_energy_roofline_by_hand(tmp_path):
     # time = 2·100 + 608 + 100 + 208 + 408 + 160 + 408 + 100 + 100 + 108 + 100 = 2500 ps; static 1 W × 2500 ps
     assert r.latency_per_sequence_s == pytest.approx(2500e-12, rel=1e-12)
     expected_pj = {"static": 2500.0, "linear": 1216.0 + 416.0 + 816.0 + 816.0, "attention": 148.0,
-                   "elementwise": 2 * 176.0 + 320.0 + 48.0 + 160.0, "lm_head": 216.0, "sampling": 56.0}
+                   "elementwise": 2 * 176.0 + 320.0 + 48.0 + 160.0, "lm_head": 216.0, "sampling": 56.0,
+                   "interconnect": 0.0}  # one GPU: nothing crosses a chip boundary
     assert {k: v * 1e12 for k, v in r.breakdown_j.items()} == pytest.approx(expected_pj, rel=1e-12)
     assert r.energy_per_token_j == pytest.approx(7064e-12, rel=1e-12)
     assert r.counts["kernels"] == 12                  # 2 norms + 10 others

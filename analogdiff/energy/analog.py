@@ -332,8 +332,12 @@ def run_layer_kernel(la: LayerArrays, q: np.ndarray, backend: str = "numba"):
 
 
 def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping | None = None,
-                    hw: Hardware | None = None, batch: int = 1, backend: str = "numba") -> dict[str, Any]:
-    """Cost of one sequence (of a batch of ``batch``) at every design point of ``q`` (N, N_PARAMS)."""
+                    hw: Hardware | None = None, batch: int = 1, backend: str = "numba",
+                    systems: Sequence | None = None) -> dict[str, Any]:
+    """Cost of one sequence (of a batch of ``batch``) at every design point of ``q`` (N, N_PARAMS).
+    ``systems``: each point's [system] table (default: ``hw.system`` for every point)."""
+    if systems is None:
+        systems = [None if hw is None else hw.system] * q.shape[0]
     la = layer_arrays(shape, work, stats, hw)
     n = q.shape[0]
     q = q.copy()                   # one chip's digital units → the chips of a block (energy.system)
@@ -351,7 +355,7 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
     else:
         t_ns = K.latency_kernel_np(*args)
 
-    acct = system.account(shape, work, la, q, hw, batch, dc, t_ii, q[:, K.P_DIGITAL_GOPS], t_ns)
+    acct = system.account(shape, work, la, q, systems, batch, dc, t_ii, q[:, K.P_DIGITAL_GOPS])
     t_ns = t_ns + acct["link_ns"] + acct["dram_ns"]
     bits = q[:, K.P_ACT_BITS]
     extra_sram_bits = (dc["kv_elements_written"] + dc["kv_elements_read"] + dc["embedding_elements_read"]) * bits
@@ -365,7 +369,7 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
         "sram": acc[:, K.A_E_SRAM_PJ] + extra_sram_bits * q[:, K.P_E_SRAM_PJ_PER_BIT],
         "noc": acc[:, K.A_E_NOC_PJ],
     }
-    sys_pj = system.energies_pj(acct, hw, q, t_ns * 1e-9, batch)
+    sys_pj = system.energies_pj(acct, q, t_ns * 1e-9, batch)
     pj["sram"] = pj["sram"] - sys_pj.pop("sram_moved")
     pj.update(sys_pj)
     breakdown_j = {k: np.asarray(v, float) * 1e-12 for k, v in pj.items()}
@@ -395,7 +399,7 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
         "energy_per_sequence_j": e_seq, "energy_per_token_j": e_seq / g,
         "latency_per_sequence_s": t_seq, "latency_per_token_s": t_seq / g,
         "tokens_per_s": batch * g / t_seq,
-        "tiles": tiles, "fits": (tiles <= q[:, K.P_TILES_PER_CHIP]) | (hw is not None and hw.system is not None),
+        "tiles": tiles, "fits": (tiles <= q[:, K.P_TILES_PER_CHIP]) | acct["has"],
         **{k: acct[k] for k in ("chips", "area_mm2", "core_area_mm2", "static_power_w")},
         "breakdown_j": breakdown_j, "counts": counts,
         "tile_utilization": utilization(la, q),

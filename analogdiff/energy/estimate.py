@@ -80,9 +80,9 @@ _SCALE = ("chips", "area_mm2", "core_area_mm2", "static_power_w")  # the system'
 
 
 def _analog_points(sh: ModelShape, parts: list[tuple[int, Work]], tokens: int, q: np.ndarray, stats,
-                   hw: Hardware | None, backend: str) -> dict[str, Any]:
-    return _combine([(w, analog.evaluate_points(sh, work, q, stats, hw, w, backend)) for w, work in parts],
-                    tokens)
+                   hw: Hardware | None, backend: str, systems=None) -> dict[str, Any]:
+    return _combine([(w, analog.evaluate_points(sh, work, q, stats, hw, w, backend, systems))
+                     for w, work in parts], tokens)
 
 
 def _trace_decode(trace: Trace, parts: list[tuple[int, Work]]) -> dict:
@@ -207,17 +207,14 @@ def estimate_many(shape: str | Path | ModelShape, hw: str | Path | Hardware | Se
         if hw.kind != "analog":
             raise ConfigError(f"{hw.name}: estimate_many sweeps analog cards; use estimate() for GPUs")
         q = analog.design_points(hw, overrides)
-        base = hw
+        base, systems = hw, None
     else:
         cards = [load_hardware(h) for h in hw]
         q = analog.design_points(cards, overrides)
-        base = cards[0] if cards else None
-        if len({c.system for c in cards}) > 1:
-            raise ConfigError("hardware: the cards have different [system] tables; estimate_many prices one "
-                              "system at a time")
+        base, systems = (cards[0] if cards else None), [c.system for c in cards]
     if isinstance(decode, Trace):
-        return _analog_points(sh, parts, decode.tokens, q, stats, base, backend)
-    return analog.evaluate_points(sh, work, q, stats, base, batch, backend)
+        return _analog_points(sh, parts, decode.tokens, q, stats, base, backend, systems)
+    return analog.evaluate_points(sh, work, q, stats, base, batch, backend, systems)
 
 
 _LAYER_BREAKDOWN = {"dac": analog.K.A_E_DAC_PJ, "array": analog.K.A_E_ARRAY_PJ, "adc": analog.K.A_E_ADC_PJ,

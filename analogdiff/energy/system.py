@@ -27,12 +27,13 @@ needs more tiles than ``tile.tiles_per_chip`` is then refused by ``estimate``) w
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from analogdiff.config import Hardware
+from analogdiff.config import Hardware, System
 from analogdiff.energy import kernels as K
 from analogdiff.energy.decode import Work
 from analogdiff.shapes import ModelShape
@@ -109,39 +110,44 @@ def _link_time_ns(tr: dict, la, link_gbps: float, seg_ii: float, head_ii: float,
     return float((reps * (blocks + heads + pass_fill)).sum())
 
 
-def account(shape: ModelShape, work: Work, la, q: np.ndarray, hw: Hardware | None, batch: int,
-            dc: dict[str, float], t_ii_ns: np.ndarray, gops: np.ndarray, t_run_ns: np.ndarray) -> dict[str, Any]:
+def fields(systems: Sequence[System | None]) -> dict[str, np.ndarray]:
+    """The [system] tables of P design points as (P,) arrays (0 where a point has none) and ``has`` (P,)."""
+    names = [f.name for f in dataclasses.fields(System)]
+    out = {n: np.array([float(getattr(s, n)) if s is not None else 0.0 for s in systems]) for n in names}
+    out["has"] = np.array([s is not None for s in systems])
+    return out
+
+
+def account(shape: ModelShape, work: Work, la, q: np.ndarray, systems: Sequence[System | None], batch: int,
+            dc: dict[str, float], t_ii_ns: np.ndarray, gops: np.ndarray) -> dict[str, Any]:
     """System figures of one (shape, schedule) at the design points ``q`` (P, N_PARAMS), per sequence of a
-    batch of ``batch``. ``dc``: ``analog.digital_counts``; ``t_ii_ns``: the layer kernel's initiation
-    intervals (P, L); ``gops``: the digital throughput the latency kernel used (P,); ``t_run_ns``: the
-    latency kernel's wall time (P,), to which ``link_ns`` and ``dram_ns`` add. Returns (P,) arrays."""
+    batch of ``batch``. ``systems``: each point's [system] table (None: one chip, unlimited SRAM);
+    ``dc``: ``analog.digital_counts``; ``t_ii_ns``: the layer kernel's initiation intervals (P, L);
+    ``gops``: the digital throughput the latency kernel used (P,). Returns (P,) arrays; ``link_ns`` and
+    ``dram_ns`` add to the latency kernel's wall time."""
     n_pts = q.shape[0]
+    sf = fields(systems)
+    has = sf["has"]
     tiles_one = tiles_per_layer(la, q)                                 # (P, L)
     tiles = (tiles_one * la.copies[None, :]).sum(axis=1)
     chips = np.maximum(np.ceil(tiles / q[:, K.P_TILES_PER_CHIP]), 1.0)
-    zero = np.zeros(n_pts)
-    out = {"chips": chips, "area_mm2": zero.copy(), "core_area_mm2": zero.copy(),
-           "static_power_w": zero.copy(), "link_ns": zero.copy(), "dram_ns": zero.copy(),
-           "link_bits": zero.copy(), "dram_bits": zero.copy(), "sram_bits_moved": zero.copy()}
-    s = None if hw is None else hw.system
-    if s is None:
-        return out
     bits = q[:, K.P_ACT_BITS]
-    out["area_mm2"] = chips * s.chip_area_mm2
-    out["core_area_mm2"] = tiles * s.tile_area_mm2
-    out["static_power_w"] = chips * s.sram_mb_per_chip * s.sram_leakage_mw_per_mb * 1e-3
+    out = {"chips": chips, "area_mm2": chips * sf["chip_area_mm2"], "core_area_mm2": tiles * sf["tile_area_mm2"],
+           "static_power_w": chips * sf["sram_mb_per_chip"] * sf["sram_leakage_mw_per_mb"] * 1e-3,
+           "link_ns": np.zeros(n_pts), "link_bits": np.zeros(n_pts)}
 
     # KV cache first, then the embedding table, in the SRAM of all chips; the rest in DRAM
     kv_el = shape.n_layers * 2 * shape.n_kv_heads * shape.head_dim
     need_kv = batch * work.context_needed * kv_el * bits / 8.0          # (P,) bytes
     need_emb = shape.embedding_params() * bits / 8.0
-    cap = chips * s.sram_mb_per_chip * 1e6
-    f_kv = np.where(need_kv > 0, np.clip(1.0 - cap / np.where(need_kv > 0, need_kv, 1.0), 0.0, 1.0), 0.0)
-    f_emb = np.clip(1.0 - np.maximum(cap - need_kv, 0.0) / need_emb, 0.0, 1.0)
+    cap = chips * sf["sram_mb_per_chip"] * 1e6
+    f_kv = np.where(has & (need_kv > 0), np.clip(1.0 - cap / np.maximum(need_kv, 1e-300), 0.0, 1.0), 0.0)
+    f_emb = np.where(has, np.clip(1.0 - np.maximum(cap - need_kv, 0.0) / need_emb, 0.0, 1.0), 0.0)
     dram_bits = (f_kv * (dc["kv_elements_written"] + dc["kv_elements_read"])
                  + f_emb * dc["embedding_elements_read"]) * bits        # per sequence
     out["dram_bits"] = out["sram_bits_moved"] = dram_bits
-    out["dram_ns"] = dram_bits * batch / (s.dram_gbps_per_chip * chips)
+    dram_bw = np.where(has, sf["dram_gbps_per_chip"], 1.0) * chips
+    out["dram_ns"] = dram_bits * batch / dram_bw
 
     cw = work.compressed()
     reps = cw.repeats.astype(float)
@@ -149,17 +155,16 @@ def account(shape: ModelShape, work: Work, la, q: np.ndarray, hw: Hardware | Non
     runs = {K.PER_TOKEN: work.totals["token_forwards"], K.PER_HEAD: work.totals["head_evals"],
             K.PER_PASS: work.totals["forward_passes"]}
     tok, head = la.per == K.PER_TOKEN, la.per == K.PER_HEAD
-    for p in range(n_pts):
-        if chips[p] <= 1:
-            continue
+    for p in np.flatnonzero(has & (chips > 1)):
         tr = link_traffic(la, tiles_one[p], q[p, K.P_TILES_PER_CHIP], bits[p], shape.n_layers)
         per_seq = np.array([runs[int(c)] for c in la.per[tr["entry"]]], float)
         out["link_bits"][p] = float((tr["bits"] * per_seq).sum())
         dg = digital_ops_ns(dc, gops[p])
         seg_ii = max(dg["tok"], float(t_ii_ns[p, tok].max(initial=0.0)))
         head_ii = max(dg["head"], float(t_ii_ns[p, head].max(initial=0.0)))
-        out["link_ns"][p] = _link_time_ns(tr, la, s.link_gbps, seg_ii, head_ii, shape.n_layers, positions,
-                                          head_positions, reps)
+        out["link_ns"][p] = _link_time_ns(tr, la, sf["link_gbps"][p], seg_ii, head_ii, shape.n_layers,
+                                          positions, head_positions, reps)
+    out["link_pj_per_bit"], out["dram_pj_per_bit"], out["has"] = sf["link_pj_per_bit"], sf["dram_pj_per_bit"], has
     return out
 
 
@@ -168,18 +173,13 @@ def digital_ops_ns(dc: dict[str, float], gops: float) -> dict[str, float]:
     return {"tok": dc["tok_ops"] / gops, "head": dc["head_ops"] / gops}
 
 
-def energies_pj(acct: dict[str, Any], hw: Hardware | None, q: np.ndarray, t_seq_s: np.ndarray,
-                batch: int) -> dict[str, np.ndarray]:
+def energies_pj(acct: dict[str, Any], q: np.ndarray, t_seq_s: np.ndarray, batch: int) -> dict[str, np.ndarray]:
     """The system's breakdown entries per sequence (pJ, (P,)): ``static`` (power × the batch's wall time
     ``t_seq_s`` / batch), ``interconnect``, ``dram``; and ``sram_moved`` (pJ to take off the ``sram``
     entry: the spilled bits no longer read from SRAM)."""
-    s = None if hw is None else hw.system
-    zero = np.zeros(q.shape[0])
-    if s is None:
-        return {"static": zero, "interconnect": zero, "dram": zero, "sram_moved": zero}
     return {"static": acct["static_power_w"] * t_seq_s / batch * 1e12,
-            "interconnect": acct["link_bits"] * s.link_pj_per_bit,
-            "dram": acct["dram_bits"] * s.dram_pj_per_bit,
+            "interconnect": acct["link_bits"] * acct["link_pj_per_bit"],
+            "dram": acct["dram_bits"] * acct["dram_pj_per_bit"],
             "sram_moved": acct["sram_bits_moved"] * q[:, K.P_E_SRAM_PJ_PER_BIT]}
 
 
