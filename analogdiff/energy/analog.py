@@ -341,7 +341,8 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
     la = layer_arrays(shape, work, stats, hw)
     n = q.shape[0]
     q = q.copy()                   # one chip's digital units → the chips of a block (energy.system)
-    q[:, K.P_DIGITAL_GOPS] *= system.digital_scale(la, q, shape.n_layers)
+    multi = np.array([s is not None for s in systems])             # without [system]: one chip
+    q[:, K.P_DIGITAL_GOPS] *= np.where(multi, system.digital_scale(la, q, shape.n_layers), 1.0)
     acc, t_lat, t_ii = run_layer_kernel(la, q, backend)
     dc = digital_counts(shape, work)
     cw = work.compressed()

@@ -106,7 +106,9 @@ def estimate(shape: str | Path | ModelShape, hw: str | Path | Hardware,
     its calls; ``report.decode`` holds the trace's counters and whole-run totals.
     stats: measured activation statistics of an analog evaluation run (``{"layers": {module: {...}}}``),
     analog cards only. backend: "numba" or "numpy" (the kernels' NumPy twins). Raises ConfigError (a
-    ValueError) on bad input, and when the model needs more tiles than the analog chip has.
+    ValueError) on bad input, and when the model needs more tiles than the analog chip has and the card has
+    no [system] table. The report carries the system's scale (``chips``, ``area_mm2``, ``static_power_w``;
+    breakdown ``static``, ``interconnect`` and, analog, ``dram``): :mod:`analogdiff.energy.system`.
     """
     hw = load_hardware(hw)
     if isinstance(decode, Trace):
@@ -275,8 +277,10 @@ def estimate_layers(layers: Mapping | Sequence, hw: str | Path | Hardware,
     same kernel as :func:`estimate` (DAC, array, ADC, periphery, SRAM in/out vectors, NoC).
 
     Only the analog layers are priced: digital layers listed by ``mapping_report`` (embeddings, norms,
-    attention products, activations) are not. Returns ``{"hardware", "energy_j", "breakdown_j" (dac,
-    array, adc, periphery, sram, noc), "counts" (mvms, macs, conversions, ...), "tiles", "fits",
+    attention products, activations) are not, nor the system's links, static power and DRAM (``estimate``
+    prices those). Returns ``{"hardware", "energy_j", "breakdown_j" (dac, array, adc, periphery, sram, noc),
+    "counts" (mvms, macs, conversions, ...), "tiles", "fits", "chips" (⌈tiles / tile.tiles_per_chip⌉),
+    "area_mm2" (chips × system.chip_area_mm2; 0 without [system]),
     "tile_utilization", "mvm_time_s", "layers": {name: {in_features, out_features, matrices, mvms,
     energy_j, tiles, t_interval_ns}}}``. ``mvm_time_s`` = Σ mvms × the layer's initiation interval
     ``t_interval_ns``: every MVM one after another, no overlap between layers or groups (an upper bound).
@@ -311,7 +315,9 @@ def estimate_layers(layers: Mapping | Sequence, hw: str | Path | Hardware,
     counts["noc_bytes_hops"] /= 8.0
     breakdown = {k: float(acc[0, j]) * 1e-12 for k, j in _LAYER_BREAKDOWN.items()}
     tiles = int(acc[0, analog.K.A_TILES])
+    chips = max(1, -(-tiles // hw.tile.tiles_per_chip))
     return {"hardware": hw.name, "energy_j": sum(breakdown.values()), "breakdown_j": breakdown,
-            "counts": counts, "tiles": tiles, "fits": tiles <= hw.tile.tiles_per_chip,
+            "counts": counts, "tiles": tiles, "fits": tiles <= hw.tile.tiles_per_chip or hw.system is not None,
+            "chips": chips, "area_mm2": chips * hw.system.chip_area_mm2 if hw.system else 0.0,
             "tile_utilization": float(analog.utilization(la, q)[0]),
             "mvm_time_s": float((la.mvms * t_ii[0]).sum()) * 1e-9, "layers": per_layer}
