@@ -4,13 +4,12 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analogdiff.config import ConfigError, load_hardware
-from analogdiff.energy import Autoregressive, Diffusion, ModelShape, estimate
+from analogdiff.energy import Autoregressive, ModelShape, estimate
 from analogdiff.energy import analog, system
 from analogdiff.energy.decode import schedule_work
 from test_energy_analog import DECODE, HAND_CARD, TINY
