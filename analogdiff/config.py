@@ -198,7 +198,22 @@ class DAC(_Component):
                           lo=0.0, hi=1e+06)
     t_conv_ns: float = _f(
         "Time to apply one input (amplitude), one bit (bit-serial), or one pulse slot (pwm: the PWM clock "
-        "period; an input's window is 2^(bits-1) slots), ns.", lo=0.0, hi=1e+09)
+        "period; an input's window is 2^(bits-1) slots), ns. With accumulate = 'charge' the input pulse: "
+        "the time a device conducts per input bit.", lo=0.0, hi=1e+09)
+    accumulate: Literal["digital", "charge"] = _f(
+        "How bit-serial input cycles combine: 'digital': each cycle is converted and shift-added (ISAAC); "
+        "'charge': the cycle of bit k is integrated 2^k times on the column capacitor (2^m − 1 integration "
+        "steps for m magnitude bits) and converted once per phase (NeuRRAM, Wan et al. 2022).", "digital")
+    phase_bits: int = _f(
+        "accumulate = 'charge': inputs of more magnitude bits than this run in two phases (ceil(m/2) MSBs, "
+        "then the rest), each with its own conversion; NeuRRAM: 3.", 16, lo=1, hi=16)
+    t_phase_ns: float = _f("accumulate = 'charge': fixed time per phase (sampling, reset), ns.", 0.0,
+                           lo=0.0, hi=1e+09)
+
+    def validate(self) -> None:
+        if self.accumulate == "charge" and not self.bit_serial:
+            raise ConfigError("dac.accumulate: 'charge' needs dac.bit_serial = true (bits are integrated one "
+                              "pulse at a time)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,9 +233,15 @@ class ADC(_Component):
         "Strength of an S-shaped (tanh) transfer nonlinearity: y = tanh(a·x)/a on the range-normalized "
         "input x; None = linear.", None, lo=0.0, hi=100.0, lo_open=True)
     cols_per_adc: int = _f("Columns sharing one ADC (time-multiplexed).", 1, lo=1.0, hi=65536)
-    energy_model: Literal["table", "walden", "schreier"] = _f(
-        "How energy per conversion follows bits: 'table' (e_conv_pj_by_bits), 'walden' "
-        "(walden_fom_fj · 2^bits) or 'schreier' (thermal-noise-limited, from schreier_fom_db).")
+    energy_model: Literal["survey", "per-step", "table", "walden", "schreier"] = _f(
+        "How energy per conversion follows bits: 'survey' (the Murmann ADC-survey fit of energy vs bits, "
+        "node_nm and sample rate, as Accelergy's ADC plug-in; the sample rate is one conversion per "
+        "conversion time), 'per-step' (e_step_pj per step of time_model: counting, ramp and binary-search "
+        "ADCs), 'table' (measured e_conv_pj_by_bits, with a source), 'walden' (walden_fom_fj · 2^bits) or "
+        "'schreier' (thermal-noise-limited, from schreier_fom_db).")
+    node_nm: float | None = _f("'survey': CMOS technology node of the ADC, nm.", None, lo=1.0, hi=1000.0)
+    e_step_pj: float | None = _f("'per-step': energy of one step (one bit of a binary search, one count), pJ.",
+                                 None, lo=0.0, hi=1e+06)
     e_conv_pj_by_bits: dict[str, float] | None = _f(
         "Energy per conversion by resolution, pJ, keys are bit counts as strings.", None, lo=0.0, hi=1e+06)
     walden_fom_fj: float | None = _f("Walden figure of merit, fJ per conversion step.", None, lo=0.0, hi=1e+06)
@@ -229,16 +250,18 @@ class ADC(_Component):
     t_conv_ns: float = _f(
         "Time of one conversion ('fixed'), of one bit cycle ('sar') or of one count step ('ramp'), ns.",
         lo=0.0, hi=1e+09)
-    time_model: Literal["fixed", "sar", "ramp"] = _f(
-        "How conversion time follows bits: 'fixed' (t_conv_ns at any resolution), 'sar' (successive "
-        "approximation: bits cycles of t_conv_ns) or 'ramp' (counting/integrating: 2^bits steps of "
+    time_model: Literal["fixed", "sar", "binary-search", "ramp"] = _f(
+        "How conversion time follows bits: 'fixed' (t_conv_ns at any resolution), 'sar' / 'binary-search' "
+        "(one bit per step: bits steps of t_conv_ns) or 'ramp' (counting/integrating: 2^bits steps of "
         "t_conv_ns).", "fixed")
 
     def validate(self) -> None:
-        need = {"table": "e_conv_pj_by_bits", "walden": "walden_fom_fj",
-                "schreier": "schreier_fom_db"}[self.energy_model]
+        need = {"table": "e_conv_pj_by_bits", "walden": "walden_fom_fj", "schreier": "schreier_fom_db",
+                "survey": "node_nm", "per-step": "e_step_pj"}[self.energy_model]
         if getattr(self, need) is None:
             raise ConfigError(f"adc.{need}: required when adc.energy_model = '{self.energy_model}'")
+        if self.energy_model == "per-step" and self.time_model == "fixed":
+            raise ConfigError("adc.time_model: 'per-step' energy needs steps: 'sar', 'binary-search' or 'ramp'")
         if self.e_conv_pj_by_bits is not None:
             for key in self.e_conv_pj_by_bits:
                 if not (key.isascii() and key.isdigit() and 1 <= int(key) <= 32):
@@ -254,8 +277,11 @@ class Tile(_Component):
     section: typing.ClassVar[str] = "tile"
     rows: int = _f("Rows (inputs) per tile.", lo=1.0, hi=65536)
     cols: int = _f("Columns (outputs) per tile; a differential weight uses one column of pairs.", lo=1.0, hi=65536)
-    mapping: Literal["differential"] = _f(
-        "'differential': weight w ∝ g+ − g−, one device pair per weight and slice.", "differential")
+    mapping: Literal["differential", "differential-rows"] = _f(
+        "'differential': weight w ∝ g+ − g−, one cell (a device pair) per weight and slice; "
+        "'differential-rows': the pair sits on two adjacent physical rows of one column (NeuRRAM: a "
+        "256×256 array holds 128×256 signed weights), so rows counts weights and the array has 2·rows "
+        "physical rows (word lines).", "differential")
     bit_slices: int = _f("Device pairs per weight, combined by shift-add.", 1, lo=1, hi=8)
     bits_per_slice: int = _f(
         "With bit_slices > 1: each more significant pair holds this many bits of |w| (2^bits levels); "
@@ -265,6 +291,9 @@ class Tile(_Component):
     t_integrate_ns: float = _f("Array integration (read) time per MVM, ns.", lo=1e-06, hi=1e+09)
     tiles_per_chip: int = _f("Tiles available on the chip (weights stay resident).", lo=1.0, hi=10 ** 9)
     replication: int = _f("Copies of each layer's weights to raise throughput.", 1, lo=1.0, hi=65536)
+    read_phases: int = _f(
+        "Reads per input cycle, each a full integration window, accumulated before one conversion "
+        "(HERMES 4-phase mode: 4; Le Gallo et al. 2023).", 1, lo=1, hi=64)
     mean_g_fraction: float = _f(
         "Cost model default when no activation statistics are given: mean device conductance over both "
         "devices of a differential pair, as a fraction of the window above g_min_us.", 0.125, lo=0.0, hi=1.0)
@@ -279,13 +308,31 @@ class Periphery(_Component):
     """Per-MVM analog/mixed-signal periphery other than the converters."""
 
     section: typing.ClassVar[str] = "periphery"
-    e_integrator_pj: float = _f("Column integrator / sense amplifier energy per column per MVM, pJ.",
+    e_integrator_pj: float = _f("Column integrator / sense amplifier energy per column per integration step "
+                                "(one per input cycle, 2^m − 1 per phase with charge accumulation), pJ.",
                                 0.0, lo=0.0, hi=1e+06)
-    e_sample_hold_pj: float = _f("Sample-and-hold energy per column per MVM, pJ.", 0.0, lo=0.0, hi=1e+06)
+    e_sample_hold_pj: float = _f("Sample-and-hold energy per column per input cycle, pJ.", 0.0, lo=0.0, hi=1e+06)
     e_shift_add_pj: float = _f("Shift-and-add per converted output (bit slices/serial bits), pJ.",
                                0.0, lo=0.0, hi=1e+06)
     e_accumulate_pj: float = _f("Digital accumulation of one tile partial sum into a layer output, pJ.",
                                 0.0, lo=0.0, hi=1e+06)
+    c_wordline_ff: float = _f("Capacitance of one word line (access-transistor gates, drivers, wire), fF; "
+                              "every physical row's word line toggles once per input cycle: C·V².", 0.0,
+                              lo=0.0, hi=1e+06)
+    v_wordline_v: float = _f("Word-line swing charged per toggle, V.", 0.0, lo=0.0, hi=100.0)
+    c_bitline_ff: float = _f("Capacitance of one bit line (column wire), fF; charged once per physical column "
+                             "per input cycle: C·V².", 0.0, lo=0.0, hi=1e+06)
+    v_bitline_v: float = _f("Bit-line swing charged per input cycle, V.", 0.0, lo=0.0, hi=100.0)
+    e_local_digital_pj: float = _f(
+        "Local digital processing per tile output per MVM (gain/offset correction, scaling, activation in "
+        "the tile's own unit), pJ.", 0.0, lo=0.0, hi=1e+06)
+    t_local_digital_ns: float = _f(
+        "Local digital time per tile output (one output per clock: the tile streams its outputs), ns.",
+        0.0, lo=0.0, hi=1e+06)
+    p_core_mw: float = _f(
+        "Power a tile draws while it computes an MVM beyond the itemised lines (bias currents, clocks, "
+        "regulators, leakage under load), mW; charged × the MVM time of every tile used.", 0.0,
+        lo=0.0, hi=1e+06)
 
 
 @dataclass(frozen=True, kw_only=True)

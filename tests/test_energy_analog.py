@@ -87,7 +87,8 @@ def hand_card(tmp_path, rows, cols, slices=1):
 def assert_breakdown(report, expected_pj):
     expected_pj = {"static": 0.0, "interconnect": 0.0, "dram": 0.0, **expected_pj}  # no [system]: one chip
     got = {k: v * 1e12 for k, v in report.breakdown_j.items()}
-    assert set(got) == set(expected_pj)
+    assert set(expected_pj) <= set(got)
+    expected_pj = {**{k: 0.0 for k in got}, **expected_pj}       # lines the hand card has no values for are 0
     for k, v in expected_pj.items():
         assert got[k] == pytest.approx(v, rel=1e-12, abs=1e-9), k
     assert report.energy_per_sequence_j * 1e12 == pytest.approx(sum(expected_pj.values()), rel=1e-12)

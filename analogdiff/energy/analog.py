@@ -29,13 +29,18 @@ COLUMNS: dict[str, int] = {
     "tile.rows": K.P_ROWS, "tile.cols": K.P_COLS, "tile.bit_slices": K.P_SLICES,
     "tile.replication": K.P_REPL, "tile.tiles_per_chip": K.P_TILES_PER_CHIP,
     "tile.t_integrate_ns": K.P_T_INT_NS, "tile.mean_g_fraction": K.P_G_FRAC,
-    "tile.input_activity": K.P_ACTIVITY,
+    "tile.input_activity": K.P_ACTIVITY, "tile.read_phases": K.P_READ_PHASES,
     "device.g_min_us": K.P_G_MIN_US, "device.g_max_us": K.P_G_MAX_US, "device.read_voltage_v": K.P_V_READ_V,
     "dac.bits": K.P_DAC_BITS, "dac.mode": K.P_DAC_PWM, "dac.bit_serial": K.P_DAC_SERIAL,
     "dac.input_range": K.P_DAC_DYNAMIC, "dac.e_conv_pj": K.P_E_DAC_PJ, "dac.t_conv_ns": K.P_T_DAC_CONV_NS,
+    "dac.phase_bits": K.P_PHASE_BITS, "dac.t_phase_ns": K.P_T_PHASE_NS, "dac.accumulate": K.P_DAC_CHARGE,
     "adc.bits": K.P_ADC_BITS, "adc.cols_per_adc": K.P_COLS_PER_ADC, "adc.t_conv_ns": K.P_T_ADC_CONV_NS,
     "periphery.e_integrator_pj": K.P_E_INTEGRATOR_PJ, "periphery.e_sample_hold_pj": K.P_E_SAMPLE_HOLD_PJ,
     "periphery.e_shift_add_pj": K.P_E_SHIFT_ADD_PJ, "periphery.e_accumulate_pj": K.P_E_ACCUMULATE_PJ,
+    "periphery.c_wordline_ff": K.P_C_WL_FF, "periphery.v_wordline_v": K.P_V_WL_V,
+    "periphery.c_bitline_ff": K.P_C_BL_FF, "periphery.v_bitline_v": K.P_V_BL_V,
+    "periphery.e_local_digital_pj": K.P_E_LOCAL_PJ, "periphery.t_local_digital_ns": K.P_T_LOCAL_NS,
+    "periphery.p_core_mw": K.P_P_CORE_MW,
     "digital.activation_bits": K.P_ACT_BITS, "digital.e_mac_pj": K.P_E_MAC_PJ,
     "digital.e_softmax_pj": K.P_E_SOFTMAX_PJ, "digital.e_norm_pj": K.P_E_NORM_PJ,
     "digital.e_elementwise_pj": K.P_E_ELEMENTWISE_PJ, "digital.e_sample_pj": K.P_E_SAMPLE_PJ,
@@ -43,9 +48,10 @@ COLUMNS: dict[str, int] = {
     "memory.e_sram_pj_per_bit": K.P_E_SRAM_PJ_PER_BIT, "memory.e_noc_pj_per_bit_hop": K.P_E_NOC_PJ_PER_BIT_HOP,
     "memory.avg_hops": K.P_HOPS, "memory.noc_bandwidth_gbps": K.P_NOC_GBPS,
 }
-ADC_ENERGY_KEYS = ("adc.walden_fom_fj", "adc.schreier_fom_db")  # re-price the ADC through its energy law
-BREAKDOWN = ("dac", "array", "adc", "periphery", "attention", "norm_elementwise", "sampling", "sram", "noc",
-             *system.BREAKDOWN)
+ADC_ENERGY_KEYS = ("adc.walden_fom_fj", "adc.schreier_fom_db", "adc.node_nm", "adc.e_step_pj")
+"""Swept ADC-law parameters: they re-price the ADC through its energy law (no column of their own)."""
+BREAKDOWN = ("dac", "array", "adc", "periphery", "switching", "local_digital", "core_power", "attention",
+             "norm_elementwise", "sampling", "sram", "noc", *system.BREAKDOWN)
 
 
 # ----------------------------------------------------------------------------- hardware → design points
@@ -69,18 +75,24 @@ def _card_row(hw: Hardware) -> np.ndarray:
         t.rows, t.cols, t.bit_slices, t.replication, t.tiles_per_chip)
     q[[K.P_G_MIN_US, K.P_G_MAX_US, K.P_V_READ_V, K.P_T_INT_NS, K.P_G_FRAC, K.P_ACTIVITY]] = (
         d.g_min_us, d.g_max_us, d.read_voltage_v, t.t_integrate_ns, t.mean_g_fraction, t.input_activity)
+    q[[K.P_READ_PHASES, K.P_ROW_FACTOR, K.P_PHASE_BITS]] = (
+        t.read_phases, 2.0 if t.mapping == "differential-rows" else 1.0, 16)
     if hw.dac is not None:
         dac = hw.dac
         q[[K.P_DAC_ON, K.P_DAC_BITS, K.P_DAC_PWM, K.P_DAC_SERIAL, K.P_DAC_DYNAMIC, K.P_E_DAC_PJ,
-           K.P_T_DAC_CONV_NS]] = (1, dac.bits, dac.mode == "pwm", dac.bit_serial, dac.input_range == "dynamic",
-                                  dac.e_conv_pj, dac.t_conv_ns)
+           K.P_T_DAC_CONV_NS, K.P_DAC_CHARGE, K.P_PHASE_BITS, K.P_T_PHASE_NS]] = (
+            1, dac.bits, dac.mode == "pwm", dac.bit_serial, dac.input_range == "dynamic", dac.e_conv_pj,
+            dac.t_conv_ns, dac.accumulate == "charge", dac.phase_bits, dac.t_phase_ns)
     if hw.adc is not None:
         q[[K.P_ADC_ON, K.P_ADC_BITS, K.P_COLS_PER_ADC, K.P_T_ADC_CONV_NS]] = (
             1, hw.adc.bits, hw.adc.cols_per_adc, hw.adc.t_conv_ns)
     if hw.periphery is not None:
         pe = hw.periphery
-        q[[K.P_E_INTEGRATOR_PJ, K.P_E_SAMPLE_HOLD_PJ, K.P_E_SHIFT_ADD_PJ, K.P_E_ACCUMULATE_PJ]] = (
-            pe.e_integrator_pj, pe.e_sample_hold_pj, pe.e_shift_add_pj, pe.e_accumulate_pj)
+        q[[K.P_E_INTEGRATOR_PJ, K.P_E_SAMPLE_HOLD_PJ, K.P_E_SHIFT_ADD_PJ, K.P_E_ACCUMULATE_PJ,
+           K.P_C_WL_FF, K.P_V_WL_V, K.P_C_BL_FF, K.P_V_BL_V, K.P_E_LOCAL_PJ, K.P_T_LOCAL_NS, K.P_P_CORE_MW]] = (
+            pe.e_integrator_pj, pe.e_sample_hold_pj, pe.e_shift_add_pj, pe.e_accumulate_pj, pe.c_wordline_ff,
+            pe.v_wordline_v, pe.c_bitline_ff, pe.v_bitline_v, pe.e_local_digital_pj, pe.t_local_digital_ns,
+            pe.p_core_mw)
     dg = hw.digital
     q[[K.P_ACT_BITS, K.P_E_MAC_PJ, K.P_E_SOFTMAX_PJ, K.P_E_NORM_PJ, K.P_E_ELEMENTWISE_PJ, K.P_E_SAMPLE_PJ,
        K.P_DIGITAL_GOPS]] = (dg.activation_bits, dg.e_mac_pj, dg.e_softmax_pj, dg.e_norm_pj,
@@ -102,7 +114,8 @@ def _field(key: str) -> dataclasses.Field:
 def _check_column(key: str, values: np.ndarray) -> np.ndarray:
     """Type and range checks of an override array against the card field's metadata."""
     f = _field(key)
-    choices = {"dac.mode": ("amplitude", "pwm"), "dac.input_range": ("static", "dynamic")}
+    choices = {"dac.mode": ("amplitude", "pwm"), "dac.input_range": ("static", "dynamic"),
+               "dac.accumulate": ("digital", "charge")}
     if key in choices:
         bad = [v for v in values if v not in choices[key]]
         if bad:
@@ -178,17 +191,28 @@ def design_points(hw: Hardware | Sequence[Hardware],
 
 
 def _resolve_converters(q: np.ndarray, hw: Hardware, adc_law: Mapping[str, np.ndarray]) -> None:
-    """Fill the derived converter columns of ``q`` (N, N_PARAMS) in place by the laws of
-    ``energy.converters``: DAC apply time and array conduction time, ADC energy and time per conversion.
-    ``adc_law``: swept figures of merit (``walden_fom_fj``, ``schreier_fom_db``) as (N,) arrays."""
-    pwm = (q[:, K.P_DAC_ON] > 0.5) & (q[:, K.P_DAC_SERIAL] < 0.5) & (q[:, K.P_DAC_PWM] > 0.5)
+    """Fill the derived columns of ``q`` (N, N_PARAMS) in place by the laws of ``energy.converters``: DAC
+    apply time and array conduction time, and the per-column work of one MVM (cycles, integrations,
+    conversions, ADC energy and time, shift-adds, integration time). ``adc_law``: swept ADC-law parameters
+    (``walden_fom_fj``, ``schreier_fom_db``, ``node_nm``, ``e_step_pj``) as (N,) arrays."""
+    dac_on = q[:, K.P_DAC_ON] > 0.5
+    serial = dac_on & (q[:, K.P_DAC_SERIAL] > 0.5)
+    charge = serial & (q[:, K.P_DAC_CHARGE] > 0.5)
+    if np.any(dac_on & ~serial & (q[:, K.P_DAC_CHARGE] > 0.5)):
+        raise ConfigError("dac.accumulate: 'charge' needs dac.bit_serial = true (bits are integrated one "
+                          "pulse at a time)")
+    pwm = dac_on & ~serial & (q[:, K.P_DAC_PWM] > 0.5)
     q[:, K.P_T_DAC_NS], q[:, K.P_T_ARRAY_NS] = CV.dac_times_ns(
         pwm, q[:, K.P_DAC_BITS], q[:, K.P_T_DAC_CONV_NS], q[:, K.P_T_INT_NS])
-    if hw.adc is not None:
-        bits = q[:, K.P_ADC_BITS]
-        q[:, K.P_E_ADC_PJ] = CV.adc_energy_pj_points(hw.adc, bits, adc_law.get("walden_fom_fj"),
-                                                     adc_law.get("schreier_fom_db"))
-        q[:, K.P_T_ADC_NS] = CV.adc_time_ns(hw.adc.time_model, q[:, K.P_T_ADC_CONV_NS], bits)
+    q[:, K.P_T_ARRAY_NS] = np.where(charge, q[:, K.P_T_DAC_CONV_NS], q[:, K.P_T_ARRAY_NS])  # the input pulse
+    t_cycle = np.maximum(np.where(dac_on, q[:, K.P_T_DAC_NS], 0.0), q[:, K.P_T_INT_NS])
+    w = CV.column_work(hw.adc, bit_serial=serial, charge=charge, dac_bits=q[:, K.P_DAC_BITS],
+                       phase_bits=q[:, K.P_PHASE_BITS], read_phases=q[:, K.P_READ_PHASES],
+                       slices=q[:, K.P_SLICES], adc_bits=q[:, K.P_ADC_BITS], t_conv_ns=q[:, K.P_T_ADC_CONV_NS],
+                       t_cycle_ns=t_cycle, t_phase_ns=q[:, K.P_T_PHASE_NS], adc_law=dict(adc_law))
+    q[:, K.P_N_CYCLES], q[:, K.P_N_INTEGRATIONS] = w["cycles"], w["integrations"]
+    q[:, K.P_N_CONVERSIONS], q[:, K.P_N_SHIFT_ADDS] = w["conversions"], w["shift_adds"]
+    q[:, K.P_E_ADC_PJ], q[:, K.P_T_ADC_NS], q[:, K.P_T_FIXED_NS] = w["e_adc_pj"], w["t_adc_ns"], w["t_fixed_ns"]
 
 
 # ----------------------------------------------------------------------------- shape + schedule → layer arrays
@@ -362,7 +386,8 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
     extra_sram_bits = (dc["kv_elements_written"] + dc["kv_elements_read"] + dc["embedding_elements_read"]) * bits
     pj = {
         "dac": acc[:, K.A_E_DAC_PJ], "array": acc[:, K.A_E_ARRAY_PJ], "adc": acc[:, K.A_E_ADC_PJ],
-        "periphery": acc[:, K.A_E_PERIPHERY_PJ],
+        "periphery": acc[:, K.A_E_PERIPHERY_PJ], "switching": acc[:, K.A_E_SWITCH_PJ],
+        "local_digital": acc[:, K.A_E_LOCAL_PJ], "core_power": acc[:, K.A_E_CORE_PJ],
         "attention": dc["attention_macs"] * q[:, K.P_E_MAC_PJ] + dc["softmax_elements"] * q[:, K.P_E_SOFTMAX_PJ],
         "norm_elementwise": dc["norm_elements"] * q[:, K.P_E_NORM_PJ]
                             + dc["elementwise_ops"] * q[:, K.P_E_ELEMENTWISE_PJ],
@@ -387,7 +412,9 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
         "dac_conversions": acc[:, K.A_N_DAC], "adc_conversions": acc[:, K.A_N_ADC],
         "dac_range_ops": acc[:, K.A_N_RANGE_OPS],
         "column_reads": acc[:, K.A_N_COLUMN_READS], "shift_adds": acc[:, K.A_N_SHIFT_ADD],
-        "accumulations": acc[:, K.A_N_ACCUMULATE],
+        "accumulations": acc[:, K.A_N_ACCUMULATE], "integrations": acc[:, K.A_N_INTEGRATIONS],
+        "wordline_toggles": acc[:, K.A_N_WL_TOGGLES], "local_digital_outputs": acc[:, K.A_N_LOCAL_OUTPUTS],
+        "tile_busy_s": acc[:, K.A_TILE_NS] * 1e-9,
         "digital_ops": 2 * dc["attention_macs"] + dc["softmax_elements"] + dc["norm_elements"]
                        + dc["elementwise_ops"] + dc["sample_elements"] + acc[:, K.A_N_RANGE_OPS],
         "attention_macs": np.full(n, dc["attention_macs"]),
@@ -416,9 +443,16 @@ def utilization(la: LayerArrays, q: np.ndarray) -> np.ndarray:
     return w.sum(axis=1) / cells.sum(axis=1)
 
 
+MVM_LINES = {"dac_pj": K.A_E_DAC_PJ, "array_pj": K.A_E_ARRAY_PJ, "adc_pj": K.A_E_ADC_PJ,
+             "periphery_pj": K.A_E_PERIPHERY_PJ, "switching_pj": K.A_E_SWITCH_PJ,
+             "local_digital_pj": K.A_E_LOCAL_PJ, "core_power_pj": K.A_E_CORE_PJ}
+"""The per-MVM energy lines of a tile (pJ) and their accumulators."""
+
+
 def mvm_energy(hw: Hardware, in_features: int, out_features: int, backend: str = "numba") -> dict[str, float]:
-    """Energy (pJ, by component) and time (ns) of one MVM of an in×out layer on the card's tiles,
-    with the card's default activity — the unit the chip papers report (TOPS/W = 2·in·out / energy)."""
+    """Energy (pJ, by line) and time (ns) of one MVM of an in×out layer on the card's tiles, with the card's
+    default activity — the unit the chip papers report (TOPS/W = 2·in·out / energy). ``t_mvm_ns`` is the
+    array-and-converter time (what chips report as MVM latency); ``t_local_ns`` the local digital after it."""
     q = design_row(hw)[None, :]
     one = np.array([1.0])
     args = (np.array([float(in_features)]), np.array([float(out_features)]), one, one,
@@ -428,11 +462,15 @@ def mvm_energy(hw: Hardware, in_features: int, out_features: int, backend: str =
         K.layer_kernel(*args, acc, t_lat, t_ii)
     else:
         acc, t_lat, t_ii = K.layer_kernel_np(*args)
-    out = {"dac_pj": acc[0, K.A_E_DAC_PJ], "array_pj": acc[0, K.A_E_ARRAY_PJ], "adc_pj": acc[0, K.A_E_ADC_PJ],
-           "periphery_pj": acc[0, K.A_E_PERIPHERY_PJ]}
+    out = {k: float(acc[0, j]) for k, j in MVM_LINES.items()}
     out["total_pj"] = sum(out.values())
     out["ops"] = 2.0 * in_features * out_features
     out["tops_per_w"] = out["ops"] / out["total_pj"]          # ops/pJ = 1e12 ops/J = TOPS/W
-    out["t_mvm_ns"] = t_lat[0, 0] - (in_features * q[0, K.P_ACT_BITS] / q[0, K.P_NOC_GBPS]
-                                     if q[0, K.P_NOC_GBPS] > 0 else 0.0)
+    outs = min(out_features, math.floor(q[0, K.P_COLS] / q[0, K.P_SLICES]))
+    out["t_local_ns"] = outs * q[0, K.P_T_LOCAL_NS]
+    t_noc = in_features * q[0, K.P_ACT_BITS] / q[0, K.P_NOC_GBPS] if q[0, K.P_NOC_GBPS] > 0 else 0.0
+    out["t_mvm_ns"] = t_lat[0, 0] - t_noc - out["t_local_ns"]
+    out["integrations"] = float(acc[0, K.A_N_INTEGRATIONS])
+    out["adc_conversions"] = float(acc[0, K.A_N_ADC])
+    out["wordline_toggles"] = float(acc[0, K.A_N_WL_TOGGLES])
     return out

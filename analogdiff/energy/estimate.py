@@ -220,11 +220,14 @@ def estimate_many(shape: str | Path | ModelShape, hw: str | Path | Hardware | Se
 
 
 _LAYER_BREAKDOWN = {"dac": analog.K.A_E_DAC_PJ, "array": analog.K.A_E_ARRAY_PJ, "adc": analog.K.A_E_ADC_PJ,
-                    "periphery": analog.K.A_E_PERIPHERY_PJ, "sram": analog.K.A_E_SRAM_PJ,
+                    "periphery": analog.K.A_E_PERIPHERY_PJ, "switching": analog.K.A_E_SWITCH_PJ,
+                    "local_digital": analog.K.A_E_LOCAL_PJ, "core_power": analog.K.A_E_CORE_PJ,
+                    "sram": analog.K.A_E_SRAM_PJ,
                     "noc": analog.K.A_E_NOC_PJ}
 _LAYER_COUNTS = {"mvms": analog.K.A_MVMS, "macs": analog.K.A_MACS, "dac_conversions": analog.K.A_N_DAC,
                  "adc_conversions": analog.K.A_N_ADC, "column_reads": analog.K.A_N_COLUMN_READS,
                  "shift_adds": analog.K.A_N_SHIFT_ADD, "accumulations": analog.K.A_N_ACCUMULATE,
+                 "integrations": analog.K.A_N_INTEGRATIONS, "wordline_toggles": analog.K.A_N_WL_TOGGLES,
                  "sram_bytes": analog.K.A_SRAM_BITS, "noc_bytes_hops": analog.K.A_NOC_BIT_HOPS}
 _MAX_FEATURES, _MAX_MVMS = 10 ** 9, 10 ** 18
 

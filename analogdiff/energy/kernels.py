@@ -5,25 +5,30 @@ parameter rows (columns ``P_*``) and a model shape to the per-layer arrays.
 
 Layer kernel — for every design point p and layer entry l (one weight-matrix kind, ``copies`` instances,
 ``mvms`` input vectors over the sequence), with the layer on ``r × c`` tiles
-(``r = ⌈in / rows⌉``, ``c = ⌈out / ⌊cols / bit_slices⌋⌉``):
+(``r = ⌈in / rows⌉``, ``c = ⌈out / ⌊cols / bit_slices⌋⌉``). The work of one physical column per MVM
+(input cycles, integration steps, conversions, ADC energy and time, shift-adds) is resolved per design point
+by ``energy.converters.column_work`` into the columns ``P_N_CYCLES`` … ``P_T_FIXED_NS``:
 
-* conversion cycles per MVM: ``dac.bits − 1`` magnitude bits when bit-serial (sign = pulse polarity), else 1
 * DAC conversions per MVM: ``in · c · cycles`` (each column of tiles drives its own rows)
-* column reads per MVM: ``r · out · bit_slices · cycles``; each is one ADC conversion (when the card has an
-  ADC), one integrator and one sample-and-hold; a shift-add each when ``bit_slices · cycles > 1``
+* physical columns read per MVM: ``r · out · bit_slices``; per column: ``integrations`` integrator steps,
+  ``cycles`` sample-and-holds, the ADC energy of its conversions, ``shift_adds`` shift-adds
 * accumulations per MVM: ``(r − 1) · out`` (row-tile partial sums into the layer output)
-* array energy per MVM: ``V² · Ḡ · t_on · 2 · bit_slices · in · out · activity`` (t_on: the PWM window, else
-  the integration time; ``energy.converters``) where activity is the mean
-  |x|/FS (PWM duty), mean x²/FS² (amplitude), or the expected number of 1 bits over the cycles for
-  half-normal inputs (bit-serial);
-  Ḡ = g_min + g_frac · (g_max − g_min)
+* word lines: ``in · row_factor · c · cycles`` toggles of C_WL·V_WL² (row_factor 2 when a weight's pair sits on
+  two rows); bit lines: ``r · out · bit_slices · cycles`` charges of C_BL·V_BL²
+* local digital: ``r · out`` tile outputs, ``e_local_digital_pj`` each
+* core power: ``p_core_mw`` × the MVM time of each of the ``r · c`` tiles (mW · ns = pJ)
+* array energy per MVM: ``V² · Ḡ · t_on · 2 · bit_slices · in · out · activity · read_phases`` (t_on: the PWM
+  window, the input pulse with charge accumulation, else the integration time; ``energy.converters``) where
+  activity is the mean |x|/FS (PWM duty), mean x²/FS² (amplitude), or the expected number of 1 bits over the
+  cycles for half-normal inputs (bit-serial); Ḡ = g_min + g_frac · (g_max − g_min)
 * SRAM: the input and output vectors (``(in + out) · activation_bits`` bits); NoC: the input to each tile
   column and each row tile's partial sums out (``(in · c + out · r) · activation_bits · hops`` bit-hops)
 * dynamic input range: ``in`` compares per MVM (the vector's abs-max) at ``e_elementwise_pj``, priced with
   the DAC, and ``in / throughput`` before the inputs can be applied
-* MVM time: ``t_range + cycles · (max(t_dac, t_int) + rounds · t_adc)`` with ``rounds = min(cols_per_adc,
-  used columns)``; NoC time ``in · activation_bits / bandwidth``; latency = MVM + NoC time, initiation interval
-  ``max(t_mvm / replication, t_noc)``.
+* MVM time: ``t_range + t_fixed + rounds · t_adc`` with ``rounds = min(cols_per_adc, used columns)``; the
+  local digital streams the tile's outputs (``t_local = used outputs · t_local_digital_ns``); NoC time
+  ``in · activation_bits / bandwidth``; latency = MVM + local + NoC time, initiation interval
+  ``max(t_mvm / replication, t_local / replication, t_noc)``.
 
 Latency kernel — one forward pass over n positions (all sequences of a batch) costs, per block,
 ``Σ stage latencies + (n − 1) · slowest stage interval`` (the layer pipeline with n tokens in flight)
@@ -45,17 +50,23 @@ from numba import njit
  P_E_INTEGRATOR_PJ, P_E_SAMPLE_HOLD_PJ, P_E_SHIFT_ADD_PJ, P_E_ACCUMULATE_PJ,
  P_ACT_BITS, P_E_SRAM_PJ_PER_BIT, P_E_NOC_PJ_PER_BIT_HOP, P_HOPS, P_NOC_GBPS,
  P_E_MAC_PJ, P_E_SOFTMAX_PJ, P_E_NORM_PJ, P_E_ELEMENTWISE_PJ, P_E_SAMPLE_PJ, P_DIGITAL_GOPS,
- P_DAC_DYNAMIC, P_T_ARRAY_NS, P_ADC_BITS, P_T_DAC_CONV_NS, P_T_ADC_CONV_NS) = range(41)
-N_PARAMS = 41
+ P_DAC_DYNAMIC, P_T_ARRAY_NS, P_ADC_BITS, P_T_DAC_CONV_NS, P_T_ADC_CONV_NS,
+ P_DAC_CHARGE, P_PHASE_BITS, P_T_PHASE_NS, P_READ_PHASES, P_ROW_FACTOR,
+ P_C_WL_FF, P_V_WL_V, P_C_BL_FF, P_V_BL_V, P_E_LOCAL_PJ, P_T_LOCAL_NS, P_P_CORE_MW,
+ P_N_CYCLES, P_N_INTEGRATIONS, P_N_CONVERSIONS, P_N_SHIFT_ADDS, P_T_FIXED_NS) = range(58)
+N_PARAMS = 58
 """Columns the kernels read. P_T_DAC_NS (time to apply one input), P_T_ARRAY_NS (time a device conducts
-at full scale), P_E_ADC_PJ and P_T_ADC_NS (one conversion) are resolved from the card columns
-(P_DAC_BITS, P_DAC_PWM, P_T_DAC_CONV_NS, P_ADC_BITS, P_T_ADC_CONV_NS, ...) by ``energy.converters``."""
+at full scale), and the per-column work of one MVM — P_N_CYCLES, P_N_INTEGRATIONS, P_N_CONVERSIONS,
+P_N_SHIFT_ADDS, P_E_ADC_PJ (ADC energy, all conversions), P_T_ADC_NS (ADC time, all conversions) and
+P_T_FIXED_NS (integration and phase time) — are resolved from the card columns by ``energy.converters``."""
 
 # ----------------------------------------------------------------------------- layer accumulators
 (A_E_DAC_PJ, A_E_ARRAY_PJ, A_E_ADC_PJ, A_E_PERIPHERY_PJ, A_E_SRAM_PJ, A_E_NOC_PJ,
  A_N_DAC, A_N_ADC, A_N_COLUMN_READS, A_N_SHIFT_ADD, A_N_ACCUMULATE, A_TILES,
- A_SRAM_BITS, A_NOC_BIT_HOPS, A_MACS, A_MVMS, A_N_RANGE_OPS) = range(17)
-N_ACC = 17
+ A_SRAM_BITS, A_NOC_BIT_HOPS, A_MACS, A_MVMS, A_N_RANGE_OPS,
+ A_E_SWITCH_PJ, A_E_LOCAL_PJ, A_E_CORE_PJ, A_N_INTEGRATIONS, A_N_WL_TOGGLES, A_N_LOCAL_OUTPUTS,
+ A_TILE_NS) = range(24)
+N_ACC = 24
 
 PER_TOKEN, PER_HEAD, PER_PASS = 0, 1, 2
 
@@ -137,13 +148,11 @@ def layer_kernel(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params, acc, t_la
         dac_on, adc_on = q[P_DAC_ON] > 0.5, q[P_ADC_ON] > 0.5
         serial = dac_on and q[P_DAC_SERIAL] > 0.5
         pwm = dac_on and (not serial) and q[P_DAC_PWM] > 0.5
-        cycles = 1.0
-        if serial:
-            cycles = max(q[P_DAC_BITS] - 1.0, 1.0)
+        cycles, phases = q[P_N_CYCLES], q[P_READ_PHASES]
         outs_per_tile = math.floor(cols / slices)
         e_dev_pj = q[P_V_READ_V] ** 2 * q[P_T_ARRAY_NS] * 1e-3        # pJ per µS of device, full-scale read
-        t_dac = q[P_T_DAC_NS] if dac_on else 0.0
-        t_cycle0 = max(t_dac, q[P_T_INT_NS])
+        e_wl_pj = q[P_C_WL_FF] * q[P_V_WL_V] ** 2 * 1e-3               # fF·V² = 1e-3 pJ
+        e_bl_pj = q[P_C_BL_FF] * q[P_V_BL_V] ** 2 * 1e-3
         dynamic = dac_on and q[P_DAC_DYNAMIC] > 0.5
         serial_default = 0.0
         if serial:
@@ -178,19 +187,31 @@ def layer_kernel(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params, acc, t_la
             c = math.ceil(n_out / outs_per_tile)
             n_dac = n_in * c * cycles if dac_on else 0.0
             n_rng = n_in if dynamic else 0.0                           # compares of the abs-max
-            n_col = r * n_out * slices * cycles
-            n_adc = n_col if adc_on else 0.0
-            n_sa = n_col if slices * cycles > 1.0 else 0.0
+            n_phys = r * n_out * slices                                # physical columns read
+            n_col = n_phys * cycles
+            n_adc = n_phys * q[P_N_CONVERSIONS] if adc_on else 0.0
+            n_int = n_phys * q[P_N_INTEGRATIONS]
+            n_sa = n_phys * q[P_N_SHIFT_ADDS]
             n_acc = (r - 1.0) * n_out
+            n_wl = n_in * q[P_ROW_FACTOR] * c * cycles
+            n_loc = r * n_out
             sram_bits = (n_in + n_out) * q[P_ACT_BITS]
             noc_bh = (n_in * c + n_out * r) * q[P_ACT_BITS] * q[P_HOPS]
+            used_cols = min(n_out, outs_per_tile) * slices
+            rounds = min(q[P_COLS_PER_ADC], used_cols) if adc_on else 0.0
+            t_core = q[P_T_FIXED_NS] + (rounds * q[P_T_ADC_NS] if adc_on else 0.0)
+            t_mvm = n_rng / q[P_DIGITAL_GOPS] + t_core
+            t_local = min(n_out, outs_per_tile) * q[P_T_LOCAL_NS]
             a = acc[p]
             a[A_E_DAC_PJ] += n_mvm * (n_dac * q[P_E_DAC_PJ] + n_rng * q[P_E_ELEMENTWISE_PJ])
             a[A_N_RANGE_OPS] += n_mvm * n_rng
-            a[A_E_ARRAY_PJ] += n_mvm * e_dev_pj * g_us * 2.0 * slices * n_in * n_out * act
-            a[A_E_ADC_PJ] += n_mvm * n_adc * q[P_E_ADC_PJ]
-            a[A_E_PERIPHERY_PJ] += n_mvm * (n_col * (q[P_E_INTEGRATOR_PJ] + q[P_E_SAMPLE_HOLD_PJ])
+            a[A_E_ARRAY_PJ] += n_mvm * e_dev_pj * g_us * 2.0 * slices * n_in * n_out * act * phases
+            a[A_E_ADC_PJ] += n_mvm * (n_phys * q[P_E_ADC_PJ] if adc_on else 0.0)
+            a[A_E_PERIPHERY_PJ] += n_mvm * (n_int * q[P_E_INTEGRATOR_PJ] + n_col * q[P_E_SAMPLE_HOLD_PJ]
                                             + n_sa * q[P_E_SHIFT_ADD_PJ] + n_acc * q[P_E_ACCUMULATE_PJ])
+            a[A_E_SWITCH_PJ] += n_mvm * (n_wl * e_wl_pj + n_col * e_bl_pj)
+            a[A_E_LOCAL_PJ] += n_mvm * n_loc * q[P_E_LOCAL_PJ]
+            a[A_E_CORE_PJ] += n_mvm * r * c * q[P_P_CORE_MW] * t_core
             a[A_E_SRAM_PJ] += n_mvm * sram_bits * q[P_E_SRAM_PJ_PER_BIT]
             a[A_E_NOC_PJ] += n_mvm * noc_bh * q[P_E_NOC_PJ_PER_BIT_HOP]
             a[A_N_DAC] += n_mvm * n_dac
@@ -198,17 +219,18 @@ def layer_kernel(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params, acc, t_la
             a[A_N_COLUMN_READS] += n_mvm * n_col
             a[A_N_SHIFT_ADD] += n_mvm * n_sa
             a[A_N_ACCUMULATE] += n_mvm * n_acc
+            a[A_N_INTEGRATIONS] += n_mvm * n_int
+            a[A_N_WL_TOGGLES] += n_mvm * n_wl
+            a[A_N_LOCAL_OUTPUTS] += n_mvm * n_loc
+            a[A_TILE_NS] += n_mvm * r * c * t_core
             a[A_TILES] += r * c * repl * copies[l]
             a[A_SRAM_BITS] += n_mvm * sram_bits
             a[A_NOC_BIT_HOPS] += n_mvm * noc_bh
             a[A_MACS] += n_mvm * n_in * n_out
             a[A_MVMS] += n_mvm
-            used_cols = min(n_out, outs_per_tile) * slices
-            rounds = min(q[P_COLS_PER_ADC], used_cols) if adc_on else 0.0
-            t_mvm = n_rng / q[P_DIGITAL_GOPS] + cycles * (t_cycle0 + rounds * q[P_T_ADC_NS])
             t_noc = n_in * q[P_ACT_BITS] / q[P_NOC_GBPS] if q[P_NOC_GBPS] > 0.0 else 0.0
-            t_lat_ns[p, l] = t_mvm + t_noc
-            t_ii_ns[p, l] = max(t_mvm / repl, t_noc)
+            t_lat_ns[p, l] = t_mvm + t_local + t_noc
+            t_ii_ns[p, l] = max(max(t_mvm, t_local) / repl, t_noc)
 
 
 def layer_kernel_np(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params):
@@ -219,7 +241,7 @@ def layer_kernel_np(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params):
     dac_on, adc_on = q[:, P_DAC_ON] > 0.5, q[:, P_ADC_ON] > 0.5
     serial = dac_on & (q[:, P_DAC_SERIAL] > 0.5)
     pwm = dac_on & ~serial & (q[:, P_DAC_PWM] > 0.5)
-    cycles = np.where(serial, np.maximum(q[:, P_DAC_BITS] - 1.0, 1.0), 1.0)
+    cycles = q[:, P_N_CYCLES]
     outs_per_tile = np.floor(cols / slices)
     mu = np.where(np.isnan(abs_x)[None, :], q[:, P_ACTIVITY], abs_x[None, :])           # (P, L)
     amp = np.where(np.isnan(x2)[None, :], np.minimum(1.0, 0.5 * np.pi * mu * mu), x2[None, :])
@@ -237,24 +259,39 @@ def layer_kernel_np(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params):
     c = np.ceil(n_out / outs_per_tile)
     n_dac = np.where(dac_on, n_in * c * cycles, 0.0)
     n_rng = np.where(dac_on & (q[:, P_DAC_DYNAMIC] > 0.5), n_in, 0.0)
-    n_col = r * n_out * slices * cycles
-    n_adc = np.where(adc_on, n_col, 0.0)
-    n_sa = np.where(slices * cycles > 1.0, n_col, 0.0)
+    n_phys = r * n_out * slices
+    n_col = n_phys * cycles
+    n_adc = np.where(adc_on, n_phys * q[:, P_N_CONVERSIONS], 0.0)
+    n_int = n_phys * q[:, P_N_INTEGRATIONS]
+    n_sa = n_phys * q[:, P_N_SHIFT_ADDS]
     n_acc = (r - 1.0) * n_out
+    n_wl = n_in * q[:, P_ROW_FACTOR] * c * cycles
+    n_loc = r * n_out
     sram_bits = (n_in + n_out) * q[:, P_ACT_BITS]
     noc_bh = (n_in * c + n_out * r) * q[:, P_ACT_BITS] * q[:, P_HOPS]
     e_dev_pj = q[:, P_V_READ_V] ** 2 * q[:, P_T_ARRAY_NS] * 1e-3
+    e_wl_pj = q[:, P_C_WL_FF] * q[:, P_V_WL_V] ** 2 * 1e-3
+    e_bl_pj = q[:, P_C_BL_FF] * q[:, P_V_BL_V] ** 2 * 1e-3
+    used_cols = np.minimum(n_out, outs_per_tile) * slices
+    rounds = np.where(adc_on, np.minimum(q[:, P_COLS_PER_ADC], used_cols), 0.0)
+    t_core = q[:, P_T_FIXED_NS] + np.where(adc_on, rounds * q[:, P_T_ADC_NS], 0.0)
+    t_mvm = n_rng / q[:, P_DIGITAL_GOPS] + t_core
+    t_local = np.minimum(n_out, outs_per_tile) * q[:, P_T_LOCAL_NS]
     per_layer = {
         A_E_DAC_PJ: n_mvm * (n_dac * q[:, P_E_DAC_PJ] + n_rng * q[:, P_E_ELEMENTWISE_PJ]),
         A_N_RANGE_OPS: n_mvm * n_rng,
-        A_E_ARRAY_PJ: n_mvm * e_dev_pj * g_us * 2.0 * slices * n_in * n_out * act,
-        A_E_ADC_PJ: n_mvm * n_adc * q[:, P_E_ADC_PJ],
-        A_E_PERIPHERY_PJ: n_mvm * (n_col * (q[:, P_E_INTEGRATOR_PJ] + q[:, P_E_SAMPLE_HOLD_PJ])
+        A_E_ARRAY_PJ: n_mvm * e_dev_pj * g_us * 2.0 * slices * n_in * n_out * act * q[:, P_READ_PHASES],
+        A_E_ADC_PJ: n_mvm * np.where(adc_on, n_phys * q[:, P_E_ADC_PJ], 0.0),
+        A_E_PERIPHERY_PJ: n_mvm * (n_int * q[:, P_E_INTEGRATOR_PJ] + n_col * q[:, P_E_SAMPLE_HOLD_PJ]
                                    + n_sa * q[:, P_E_SHIFT_ADD_PJ] + n_acc * q[:, P_E_ACCUMULATE_PJ]),
+        A_E_SWITCH_PJ: n_mvm * (n_wl * e_wl_pj + n_col * e_bl_pj),
+        A_E_LOCAL_PJ: n_mvm * n_loc * q[:, P_E_LOCAL_PJ],
+        A_E_CORE_PJ: n_mvm * r * c * q[:, P_P_CORE_MW] * t_core,
         A_E_SRAM_PJ: n_mvm * sram_bits * q[:, P_E_SRAM_PJ_PER_BIT],
         A_E_NOC_PJ: n_mvm * noc_bh * q[:, P_E_NOC_PJ_PER_BIT_HOP],
         A_N_DAC: n_mvm * n_dac, A_N_ADC: n_mvm * n_adc, A_N_COLUMN_READS: n_mvm * n_col,
-        A_N_SHIFT_ADD: n_mvm * n_sa, A_N_ACCUMULATE: n_mvm * n_acc,
+        A_N_SHIFT_ADD: n_mvm * n_sa, A_N_ACCUMULATE: n_mvm * n_acc, A_N_INTEGRATIONS: n_mvm * n_int,
+        A_N_WL_TOGGLES: n_mvm * n_wl, A_N_LOCAL_OUTPUTS: n_mvm * n_loc, A_TILE_NS: n_mvm * r * c * t_core,
         A_TILES: r * c * repl * copies[None, :],
         A_SRAM_BITS: n_mvm * sram_bits, A_NOC_BIT_HOPS: n_mvm * noc_bh,
         A_MACS: n_mvm * n_in * n_out, A_MVMS: np.broadcast_to(n_mvm, r.shape),
@@ -262,14 +299,10 @@ def layer_kernel_np(in_f, out_f, copies, mvms, abs_x, x2, g_frac, params):
     acc = np.zeros((params.shape[0], N_ACC))
     for k, v in per_layer.items():
         acc[:, k] = np.broadcast_to(v, r.shape).sum(axis=1)
-    used_cols = np.minimum(n_out, outs_per_tile) * slices
-    rounds = np.where(adc_on, np.minimum(q[:, P_COLS_PER_ADC], used_cols), 0.0)
-    t_cycle0 = np.maximum(np.where(dac_on, q[:, P_T_DAC_NS], 0.0), q[:, P_T_INT_NS])
-    t_mvm = n_rng / q[:, P_DIGITAL_GOPS] + cycles * (t_cycle0 + rounds * q[:, P_T_ADC_NS])
     noc = q[:, P_NOC_GBPS]
     t_noc = np.where(noc > 0.0, n_in * q[:, P_ACT_BITS] / np.where(noc > 0.0, noc, 1.0), 0.0)
-    t_lat = np.broadcast_to(t_mvm + t_noc, r.shape).copy()
-    t_ii = np.broadcast_to(np.maximum(t_mvm / repl, t_noc), r.shape).copy()
+    t_lat = np.broadcast_to(t_mvm + t_local + t_noc, r.shape).copy()
+    t_ii = np.broadcast_to(np.maximum(np.maximum(t_mvm, t_local) / repl, t_noc), r.shape).copy()
     return acc, t_lat, t_ii
 
 
