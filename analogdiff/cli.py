@@ -120,6 +120,15 @@ def _run_plot(args) -> int:
 
 # --------------------------------------------------------------------------- estimate (analogdiff.energy)
 
+def _warn_wires(hw) -> None:
+    """One line on stderr when IR drop alone makes the card's tile compute wrong (crossbar.wire_check)."""
+    from analogdiff.crossbar.wire_check import wire_warning
+
+    line = wire_warning(hw)
+    if line:
+        print(line, file=sys.stderr)
+
+
 def _add_estimate(sub) -> None:
     p = sub.add_parser("estimate", help="energy and latency per generated token on an analog card or a GPU")
     p.add_argument("--model", required=True, metavar="M", type=checks.arg_path,
@@ -164,6 +173,7 @@ def _run_estimate(args) -> int:
         decode = Diffusion(steps=steps, seq_len=seq_len, block_len=args.block_len, prompt_len=args.prompt_len,
                            kv_cache=not args.no_kv_cache)
     report = estimate(shape, hw, decode=decode, batch=args.batch)
+    _warn_wires(hw)
     if args.json:
         _print_json(report.to_dict())
     else:
@@ -234,6 +244,7 @@ def _run_eval(args) -> int:
                          drift_time_s=checks.drift_time_s("--drift-time", args.drift_time), seeds=tuple(seeds),
                          score=score, generate=generate)
     ex.check(spec)
+    _warn_wires(ex.hardware(spec.card, spec.overrides))
     out = ex.run(spec)
     if args.json:
         _print_json(_experiment_json(out))
@@ -357,11 +368,12 @@ def _add_validate_cards(sub) -> None:
 def _run_validate_cards(args) -> int:
     from pathlib import Path
 
+    from analogdiff.crossbar.wire_check import IR_DROP_ERROR_LIMIT, ir_drop_errors
     from analogdiff.energy.validate import format_table, validate_cards
 
     if args.cards is not None and not Path(args.cards).is_dir():
         raise ConfigError(f"--cards: {args.cards} is not a directory")
-    rows = validate_cards(card_dir=args.cards)
+    rows = validate_cards(card_dir=args.cards, wire_check=ir_drop_errors, wire_limit=IR_DROP_ERROR_LIMIT)
     passed = all(r["passed"] for r in rows if r["role"] == "validation")
     if args.json:
         _print_json({"passed": passed, "rows": rows})
