@@ -19,8 +19,8 @@ def rows():
 
 
 def test_every_gpu_validation_row_is_within_tolerance(rows):
-    val = [r for r in rows if r["role"] == "validation"]
-    assert val and all(r["card"] in ("h100-sxm", "a100-sxm") for r in rows)
+    val = [r for r in rows if r["role"] == "validation" and r["card"] in ("h100-sxm", "a100-sxm")]
+    assert val
     for r in val:
         assert 1 / 1.3 <= r["ratio"] <= 1.3, r
         assert r["passed"] is True and r["estimate"] == pytest.approx(r["ratio"] * r["published"])
@@ -32,7 +32,8 @@ def test_every_gpu_validation_row_is_within_tolerance(rows):
 
 def test_fitted_rows_are_the_declared_three_and_the_fit_reproduces_the_card():
     fitted = [(f.card, f.metric) for f in figures() if f.role == "fitted" and not f.metric.startswith("J/token")]
-    assert fitted == [("h100-sxm", "W @ batch 8"), ("h100-sxm", "tokens/s @ batch 8"),
+    assert fitted[:2] == [("pcm-hermes", "TOPS/W core"), ("pcm-hermes", "TOPS 1-phase")]  # tests/test_energy_cards.py
+    assert fitted[2:] == [("h100-sxm", "W @ batch 8"), ("h100-sxm", "tokens/s @ batch 8"),
                       ("h100-sxm", "tokens/s @ batch 255")]
     g = load_hardware(CARDS / "h100-sxm.toml").gpu
     start = {"bandwidth_efficiency": 0.8, "e_hbm_pj_per_byte": 100.0, "e_flop_bf16_pj": 1.0}
@@ -54,7 +55,9 @@ def test_a100_rows_are_context(rows):
 def test_cli_json(capsys):
     assert main(["validate-cards", "--json", "--cards", str(CARDS)]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["passed"] is True and len(out["rows"]) == len(figures())
+    wire = [r for r in out["rows"] if r["role"] == "wire"]
+    assert out["passed"] is True and len(out["rows"]) == len(figures()) + len(wire)
+    assert {r["card"] for r in wire} == {"ideal", "pcm-hermes", "pcm-ibm", "rram-wan2022", "ecram"}  # every analog card
     keys = {"card", "metric", "published", "estimate", "unit", "ratio", "tolerance", "role", "passed", "source",
             "call"}
     assert all(keys <= r.keys() for r in out["rows"])

@@ -58,16 +58,19 @@ def _tile_error(rows: int, cols: int, pair_rows: bool, g_min_us: float, g_max_us
 
 
 def ir_drop_errors(hw: Hardware) -> tuple[float, float] | None:
-    """(error after per-column gains, raw error) of IR drop alone on one tile of ``hw``; None without wires."""
-    if hw.kind != "analog" or hw.wire is None or (hw.wire.r_row_ohm == 0 and hw.wire.r_col_ohm == 0):
+    """(error after per-column gains, raw error) of IR drop alone on one tile of ``hw``: (0, 0) without wires,
+    None for a GPU card."""
+    if hw.kind != "analog":
         return None
+    if hw.wire is None or (hw.wire.r_row_ohm == 0 and hw.wire.r_col_ohm == 0):
+        return 0.0, 0.0
     t, d = hw.tile, hw.device
     return _tile_error(t.rows, t.cols, t.mapping == "differential-rows", d.g_min_us, d.g_max_us,
                        d.read_voltage_v, hw.wire.r_row_ohm, hw.wire.r_col_ohm)
 
 
 def ir_drop_error(hw: Hardware) -> float | None:
-    """Relative MVM error from IR drop alone on one tile of ``hw`` after per-column gains (None: no wires)."""
+    """Relative MVM error from IR drop alone on one tile of ``hw`` after per-column gains (None: a GPU card)."""
     errs = ir_drop_errors(hw)
     return None if errs is None else errs[0]
 

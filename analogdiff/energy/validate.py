@@ -270,7 +270,7 @@ def _card(name: str, card_dir: str | Path | None, overrides: Mapping | None = No
 
 def figure_row(f: Figure, card_dir: str | Path | None = None) -> dict:
     """One figure estimated with the shipped card (or the one in ``card_dir``): the validate-cards row."""
-    est = f.estimator(_card(f.card, card_dir, f.overrides))
+    est = float(f.estimator(_card(f.card, card_dir, f.overrides)))
     ratio = est / f.published
     within = 1.0 / f.tolerance <= ratio <= f.tolerance
     return {"card": f.card, "metric": f.metric, "published": f.published, "estimate": est, "unit": f.unit,
@@ -309,7 +309,7 @@ def wire_rows(check: WireCheck, limit: float, card_dir: str | Path | None = None
         errs = check(hw) if hw.kind == "analog" else None
         if errs is None:
             continue
-        err, raw = errs
+        err, raw = float(errs[0]), float(errs[1])
         rows.append({"card": name, "metric": "IR-drop MVM error", "published": limit, "estimate": err,
                      "unit": "relative", "ratio": err / limit, "tolerance": 1.0, "role": "wire", "passed": None,
                      "within_tolerance": err <= limit, "ref": "limit (stated); raw error without gains "
