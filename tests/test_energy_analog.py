@@ -165,10 +165,12 @@ def test_fewer_adc_bits_cost_less():
     sweep = estimate_many("gpt2-small", "pcm-ibm", Autoregressive(seq_len=128),
                           overrides={"adc.bits": np.arange(2, 13)})
     adc = sweep["breakdown_j"]["adc"]
-    assert np.all(np.diff(adc) > 0) and np.all(np.diff(sweep["energy_per_token_j"]) > 0)
+    assert np.all(np.diff(adc[2:]) > 0) and np.all(np.diff(sweep["energy_per_token_j"][2:]) > 0)
+    assert adc[0] == adc[2] and adc[1] == adc[2]    # below 4 bits the survey law prices a 4-bit conversion
     six = estimate("gpt2-small", load_hardware("pcm-ibm", {"adc.bits": 6}), Autoregressive(seq_len=128))
     eight = estimate("gpt2-small", "pcm-ibm", Autoregressive(seq_len=128))
-    assert six.breakdown_j["adc"] / eight.breakdown_j["adc"] == pytest.approx(1.20 / 1.67)   # ISAAC table
+    # survey law at 32 nm, one SAR cycle 0.104 ns per bit: 6 b at 1.6 GS/s 1.065 pJ, 8 b at 1.2 GS/s 1.849 pJ
+    assert six.breakdown_j["adc"] / eight.breakdown_j["adc"] == pytest.approx(1.065 / 1.849, rel=2e-3)
 
 
 # no [system] and room for any model here: one chip of unlimited SRAM, no static power (energy.system)
@@ -212,9 +214,15 @@ def test_numba_equals_numpy_twin(card):
           "tile.input_activity": rng.uniform(0.0, 1.0, n), "digital.throughput_gops": rng.uniform(10, 1e4, n),
           "device.read_voltage_v": rng.uniform(0.05, 0.5, n)}
     if card != "ideal":
+        serial = rng.integers(0, 2, n).astype(bool)
         ov.update({"dac.bits": rng.integers(1, 12, n), "adc.bits": rng.integers(1, 12, n),
-                   "dac.bit_serial": rng.integers(0, 2, n).astype(bool),
-                   "adc.cols_per_adc": rng.integers(1, 300, n)})
+                   "dac.bit_serial": serial, "adc.cols_per_adc": rng.integers(1, 300, n),
+                   "dac.accumulate": np.where(serial & rng.integers(0, 2, n).astype(bool), "charge", "digital"),
+                   "dac.phase_bits": rng.integers(1, 6, n), "tile.read_phases": rng.integers(1, 5, n),
+                   "periphery.c_wordline_ff": rng.uniform(0, 600, n), "periphery.v_wordline_v": rng.uniform(0, 2, n),
+                   "periphery.c_bitline_ff": rng.uniform(0, 600, n), "periphery.v_bitline_v": rng.uniform(0, 2, n),
+                   "periphery.e_local_digital_pj": rng.uniform(0, 5, n),
+                   "periphery.t_local_digital_ns": rng.uniform(0, 5, n), "periphery.p_core_mw": rng.uniform(0, 100, n)})
     for decode in (Diffusion(steps=32, seq_len=128, block_len=32), Autoregressive(seq_len=100, prompt_len=10)):
         a = estimate_many("mdlm-owt", card, decode, overrides=ov, batch=3, backend="numba")
         b = estimate_many("mdlm-owt", card, decode, overrides=ov, batch=3, backend="numpy")
@@ -289,14 +297,6 @@ def test_estimate_many_rejects_out_of_range_sweeps():
         estimate_many("gpt2-small", "pcm-ibm", Autoregressive(seq_len=8), overrides={"drift.t0_s": [1.0]})
     with pytest.raises(ConfigError, match="component 'dac' is off"):
         estimate_many("gpt2-small", "ideal", Autoregressive(seq_len=8), overrides={"dac.bits": [4]})
-
-
-def test_hermes_mvm_efficiency_near_the_measured_chip():
-    """Consistency check (the card's ADC energy is derived from the HERMES core's 10.5 TOPS/W)."""
-    m = mvm_energy(load_hardware("pcm-hermes"), 256, 256)
-    assert 9.76 / 2 <= m["tops_per_w"] <= 9.76 * 2
-    assert m["tops_per_w"] == pytest.approx(10.5, rel=0.01)   # reproduces the core figure it was derived from
-    assert m["t_mvm_ns"] == pytest.approx(133.0)              # 1-phase MVM time (Le Gallo 2023, derived)
 
 
 def test_estimate_many_takes_a_list_of_cards():

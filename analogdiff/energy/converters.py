@@ -35,6 +35,9 @@ from analogdiff.config import ADC
 SURVEY_FOMS_INTERCEPT_DB = 213.7807      # FOM_S frequency envelope: 213.7807 − 2.87190·ln f
 SURVEY_FOMS_PER_LN_HZ_DB = -2.87190
 SURVEY_FOMS_CAP_DB = (128.3068, 3.22051)  # FOM_S cap by resolution: 128.3068 + 3.22051·ceil(bits)
+SURVEY_MIN_BITS = 4
+"""The plug-in refuses fewer bits (hwcomponents-adc main.py: assert n_bits >= 4): below it the fit leaves its data
+(its −2.83·ln bits term makes 1–3 bits dearer than 4). A coarser ADC is priced as a 4-bit one, an upper bound."""
 SURVEY_LN_E = (26.0496215686518, 1.8800369206815004, -2.8291256050594527, -1.4702022133784405)
 """ln of the node/resolution factor: intercept, ·ln(node_nm), ·ln(bits), residual (model.yaml)."""
 
@@ -58,7 +61,7 @@ def adc_energy_pj(adc: ADC, bits: int, sample_rate_hz: float | None = None) -> f
     """Energy of one conversion of ``adc`` at resolution ``bits`` (pJ), by ``adc.energy_model``.
 
     survey: :func:`survey_adc_energy_pj` at ``adc.node_nm`` and ``sample_rate_hz`` (default: back-to-back
-    conversions, 1 / the conversion time at ``bits``). per-step: ``e_step_pj`` × the steps of
+    conversions, 1 / the conversion time at ``bits``), from ``SURVEY_MIN_BITS`` up. per-step: ``e_step_pj`` × the steps of
     ``adc.time_model`` at ``bits``. table: linear interpolation between listed resolutions, geometric (×2 per
     bit, Walden) beyond them. walden: E = FoM_W · 2^bits (Walden, IEEE JSAC 1999). schreier: P/fs with
     fs = 2·BW and SNDR = 6.02·bits + 1.76 dB: E = 10^((SNDR - FoM_S) / 10) / 2 (J) (Murmann, ADC survey).
@@ -67,7 +70,7 @@ def adc_energy_pj(adc: ADC, bits: int, sample_rate_hz: float | None = None) -> f
         if sample_rate_hz is None:
             sample_rate_hz = 1e9 / float(adc_time_ns(adc.time_model, np.array([adc.t_conv_ns]),
                                                      np.array([float(bits)]))[0])
-        return survey_adc_energy_pj(bits, adc.node_nm, sample_rate_hz)
+        return survey_adc_energy_pj(max(bits, SURVEY_MIN_BITS), adc.node_nm, sample_rate_hz)
     if adc.energy_model == "per-step":
         return adc.e_step_pj * float(ADC_TIME_STEPS[adc.time_model](np.array([float(bits)]))[0])
     if adc.energy_model == "walden":
