@@ -203,7 +203,8 @@ class DAC(_Component):
     accumulate: Literal["digital", "charge"] = _f(
         "How bit-serial input cycles combine: 'digital': each cycle is converted and shift-added (ISAAC); "
         "'charge': the cycle of bit k is integrated 2^k times on the column capacitor (2^m − 1 integration "
-        "steps for m magnitude bits) and converted once per phase (NeuRRAM, Wan et al. 2022).", "digital")
+        "steps for m magnitude bits) and converted once per phase (NeuRRAM, Wan et al. 2022). The cost model "
+        "prices both; the crossbar simulator converts every bit plane in both modes.", "digital")
     phase_bits: int = _f(
         "accumulate = 'charge': inputs of more magnitude bits than this run in two phases (ceil(m/2) MSBs, "
         "then the rest), each with its own conversion; NeuRRAM: 3.", 16, lo=1, hi=16)
@@ -281,7 +282,8 @@ class Tile(_Component):
         "'differential': weight w ∝ g+ − g−, one cell (a device pair) per weight and slice; "
         "'differential-rows': the pair sits on two adjacent physical rows of one column (NeuRRAM: a "
         "256×256 array holds 128×256 signed weights), so rows counts weights and the array has 2·rows "
-        "physical rows (word lines).", "differential")
+        "physical rows (word lines). The cost model and the IR-drop check use it; the crossbar simulator lays "
+        "every pair on adjacent columns.", "differential")
     bit_slices: int = _f("Device pairs per weight, combined by shift-add.", 1, lo=1, hi=8)
     bits_per_slice: int = _f(
         "With bit_slices > 1: each more significant pair holds this many bits of |w| (2^bits levels); "

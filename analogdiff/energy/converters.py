@@ -10,8 +10,12 @@ only describes the fields. Every converter field that changes the physics of the
 * ``dac.input_range = "dynamic"``: the abs-max of every input vector is found before conversion, a
   max-reduction of ``in_features`` compares per MVM on the card's digital units (priced at
   ``digital.e_elementwise_pj`` each, timed at ``digital.throughput_gops``).
-* ``adc.bits``: the energy law (``adc.energy_model``) and the time law (``adc.time_model``).
-* ``dac.bit_serial`` (bits − 1 cycles), ``adc.cols_per_adc`` (conversion rounds) act in the layer kernel.
+* ``adc.bits``: the energy law (``adc.energy_model``: the Murmann ADC-survey fit at ``adc.node_nm`` and the
+  sample rate of back-to-back conversions for SAR-class ADCs; ``e_step_pj`` per step for counting, ramp and
+  binary-search ADCs; a measured ``table``; Walden; Schreier) and the time law (``adc.time_model``).
+* ``dac.bit_serial`` (bits − 1 cycles), ``dac.accumulate`` (each cycle converted, or integrated 2^k times and
+  converted once per phase), ``tile.read_phases``: the per-column work of one MVM (:func:`column_work`);
+  ``adc.cols_per_adc`` (conversion rounds) acts in the layer kernel.
 
 Not priced, said here so that it is a decision and not an omission: ``adc.output_range = "dynamic"`` is
 idealized auto-ranging (its cost has no card figure); ``dac.range_percentile``, ``adc.range_percentile``,
