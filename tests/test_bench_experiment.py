@@ -169,3 +169,16 @@ def test_cli_bad_values_one_line(models, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and field in err and "Traceback" not in err
+
+
+def test_cli_eval_warns_on_a_wire_dominated_card(models, capsys):
+    """ecram's tile loses 0.37 of its MVM to IR drop after per-column gains (crossbar.wire_check): eval says so."""
+    from pathlib import Path
+
+    card = str(Path(__file__).resolve().parents[1] / "circuits" / "ecram.toml")
+    argv = ["eval", "--model", models["ar"], "--hardware", card, "--max-chars", "130", "--samples", "0", "--json"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: ecram is wire-dominated") and "0.37" in lines[0]
+    assert main(argv[:5] + ["--set", "wire=none"] + argv[5:]) == 0
+    assert capsys.readouterr().err == ""
