@@ -81,7 +81,8 @@ def wire_warning(hw: Hardware) -> str | None:
     if err is None or err <= IR_DROP_ERROR_LIMIT:
         return None
     t, w = hw.tile, hw.wire
+    rows = 2 * t.rows if t.mapping == "differential-rows" else t.rows
     return (f"warning: {hw.name} is wire-dominated: IR drop alone leaves {err:.2f} relative MVM error after "
-            f"per-column gain correction on its {t.rows}x{t.cols} tile (wire {w.r_row_ohm:g}/{w.r_col_ohm:g} ohm per cell, g_max "
+            f"per-column gain correction on its {rows}x{t.cols}-cell tile (wire {w.r_row_ohm:g}/{w.r_col_ohm:g} ohm per cell, g_max "
             f"{hw.device.g_max_us:g} uS; limit {IR_DROP_ERROR_LIMIT:g}, analogdiff.crossbar.wire_check): its "
             f"accuracy is set by the wires")

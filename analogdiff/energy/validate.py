@@ -314,7 +314,7 @@ def wire_rows(check: WireCheck, limit: float, card_dir: str | Path | None = None
                      "unit": "relative", "ratio": err / limit, "tolerance": 1.0, "role": "wire", "passed": None,
                      "within_tolerance": err <= limit, "ref": "limit (stated); raw error without gains "
                      f"{raw:.3f}", "source": "analogdiff.crossbar.wire_check: exact nodal IR drop on one "
-                     f"{hw.tile.rows}x{hw.tile.cols} tile, Gaussian weights and inputs, seed 0",
+                     f"{hw.tile.rows}x{hw.tile.cols}-weight tile, Gaussian weights and inputs, seed 0",
                      "call": f"ir_drop_errors(load_hardware('{name}'))",
                      "note": "" if err <= limit else "wire-dominated: estimate and eval warn"})
     return rows
