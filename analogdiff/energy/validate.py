@@ -181,31 +181,28 @@ HERMES_CORES, NEURRAM_CORES = 64, 48
 """Cores of the HERMES chip (Le Gallo 2023, Ext. Data Table I) and of NeuRRAM (Wan 2022, p. 505)."""
 
 
-def mvm_metric(hw: Hardware, metric: str, cores: int = 1, scope: str = "mvm") -> float:
-    """One full tile's MVM on ``hw``: ``"TOPS/W"`` (ops over the energy lines of ``scope``: ``"mvm"`` = every
-    tile line but the local digital, as HERMES reports; ``"all"`` = every line) or ``"TOPS"`` (``cores`` ×
-    ops / t_mvm)."""
+def mvm_metric(hw: Hardware, metric: str, cores: int = 1) -> float:
+    """One full tile's MVM on ``hw``: ``"TOPS/W"`` (ops over every tile line but the local digital, the scope
+    HERMES reports; the other cards have no local digital line) or ``"TOPS"`` (``cores`` × ops / t_mvm)."""
     from analogdiff.energy.analog import mvm_energy
 
     t = hw.tile
     m = mvm_energy(hw, t.rows, t.cols // t.bit_slices)
     if metric == "TOPS":
         return cores * m["ops"] / m["t_mvm_ns"] * 1e-3
-    energy_pj = m["total_pj"] - (m["local_digital_pj"] if scope == "mvm" else 0.0)
-    return m["ops"] / energy_pj
+    return m["ops"] / (m["total_pj"] - m["local_digital_pj"])
 
 
 def _mvm(card: str, metric: str, published: float, source: str, ref: str, role: str, cores: int = 1,
-         overrides: Mapping | None = None, note: str = "", tolerance: float = 1.3) -> Figure:
-    unit = {"TOPS/W": "TOPS/W", "TOPS": "TOPS", "GOPS/W": "GOPS/W"}[metric.split()[0]]
-    kind = metric.split()[0]
-    scale = 1e3 if kind == "GOPS/W" else 1.0
-    label = "TOPS/W" if kind == "GOPS/W" else kind
+         overrides: Mapping | None = None, note: str = "") -> Figure:
+    """A published MVM figure; ``metric`` starts with its unit: TOPS/W, GOPS/W or TOPS."""
+    unit = metric.split()[0]
+    kind, scale = ("TOPS/W", 1e3) if unit == "GOPS/W" else (unit, 1.0)
     call = (f"mvm_energy(load_hardware('{card}'{', ' + str(dict(overrides)) if overrides else ''}), rows, cols): "
-            + ("ops / (energy less the local digital)" if label == "TOPS/W" else f"{cores} cores × ops / t_mvm"))
+            + ("ops / (energy less the local digital)" if kind == "TOPS/W" else f"{cores} cores × ops / t_mvm"))
     return Figure(card=card, metric=metric, published=published, unit=unit, source=source, ref=ref, call=call,
-                  role=role, overrides=dict(overrides or {}), note=note, tolerance=tolerance,
-                  estimator=lambda hw: scale * mvm_metric(hw, label, cores))
+                  role=role, overrides=dict(overrides or {}), note=note,
+                  estimator=lambda hw: scale * mvm_metric(hw, kind, cores))
 
 
 def analog_figures() -> list[Figure]:
