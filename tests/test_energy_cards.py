@@ -125,3 +125,12 @@ def test_wire_check_and_the_ecram_warning(capsys):
     assert main(["estimate", "--model", "gpt2-small", "--hardware", str(CARDS / "pcm-ibm.toml"), "--decode", "ar",
                  "--seq-len", "16", "--json"]) == 0
     assert capsys.readouterr().err == "" and wire_warning(card("pcm-ibm")) is None
+
+
+def test_adc_node_sweep_scales_by_the_law():
+    sweep = estimate_many("gpt2-small", card("pcm-ibm"), Autoregressive(seq_len=16),
+                          overrides={"adc.node_nm": [16.0, 32.0, 65.0]})
+    adc = sweep["breakdown_j"]["adc"]
+    # E ∝ node^1.8800 at fixed bits and rate (the frequency bound at 1.2 GS/s does not depend on the node)
+    np.testing.assert_allclose(adc / adc[1], [(16 / 32) ** 1.8800369206815004, 1.0, (65 / 32) ** 1.8800369206815004],
+                               rtol=1e-12)
