@@ -43,7 +43,7 @@ def test_survey_adc_law_by_hand_and_at_the_published_points():
 def test_adc_bits_sweep_moves_energy_by_the_law_not_by_doubling():
     d = Autoregressive(seq_len=64)
     bits = np.arange(6, 11)
-    sweep = estimate_many("gpt2-small", card("pcm-hermes", {"tile.tiles_per_chip": 10 ** 6}), d, overrides={"adc.bits": bits})
+    sweep = estimate_many("gpt2-small", card("pcm-hermes"), d, overrides={"adc.bits": bits})
     adc = sweep["breakdown_j"]["adc"]
     law = np.array([cv.survey_adc_energy_pj(b, 14.0, 2e8) for b in bits])
     np.testing.assert_allclose(adc / adc[2], law / law[2], rtol=1e-12)  # 8 bits → 9 bits: × 1.37, not × 2
@@ -89,7 +89,7 @@ def test_hermes_phases_core_power_and_local_digital_by_hand():
     assert four["core_power_pj"] == pytest.approx(91.9 * 517)
     assert four["array_pj"] == pytest.approx(4 * one["array_pj"]) and four["adc_pj"] == one["adc_pj"]
     assert one["local_digital_pj"] == pytest.approx(256 * 4.5) and one["t_local_ns"] == pytest.approx(256 * 2.5)
-    r = estimate("gpt2-small", card("pcm-hermes", {"tile.tiles_per_chip": 10 ** 6}), Autoregressive(seq_len=16))
+    r = estimate("gpt2-small", card("pcm-hermes"), Autoregressive(seq_len=16))
     assert r.breakdown_j["local_digital"] > 0 and r.breakdown_j["core_power"] > r.breakdown_j["adc"]
 
 
