@@ -32,7 +32,12 @@ programming, one for the drift-compensation reference reads and one for the per-
 
 Read noise is drawn exactly in distribution at output level: independent Gaussian device noise gives
 column noise N(0, Σ_i x_i² σ_ij²), computed as one extra matmul (x²) @ σ² and one normal per tile output
-(``Tile.mvm``); a test checks it against per-device draws. Limits: device noise is independent between
+(``Tile.mvm``); a test checks it against per-device draws. By default that matmul takes bfloat16 operands
+and returns bfloat16 (float32 accumulation inside; 4.5× faster than float32 on CPUs with AMX, and on
+GPUs): x², σ² and the result are each rounded to 8 significant bits, relative error ≤ 2^-8 each, and all
+terms are non-negative, so each output's variance is within (1 + 2^-8)^3 − 1 = 1.2 % and its std within
+0.59 % of the exact one (measured ≤ 0.42 % on the shipped MDLM's tiles, a test). ``device.read_noise_exact = true``
+(``--set device.read_noise_exact=true``) computes it in float32. Limits: device noise is independent between
 reads and between devices, and reaches the column through wires by first-order attenuation (``tile.py``).
 ``read_noise_rank=r`` (or ``set_read_noise_rank``) replaces each row tile's σ² by its best rank-r
 approximation (truncated SVD) to skip most of the extra matmul: the total noise power is kept (to ~0.3 %
@@ -220,8 +225,8 @@ class AnalogLinear(nn.Module):
                 k = self.read_noise_rank
                 self._var_factors = ((u[..., :k] * sv[:, None, :k]).float().contiguous(),
                                      vh[:, :k].float().contiguous())  # (R, width, k), (R, k, M)
-            else:
-                self._var = var
+            else:  # bfloat16 operands and result unless the card asks for the exact float32 variance
+                self._var = var if self.hw.device.read_noise_exact else var.to(torch.bfloat16)
         s, r, c, out, cols = (self.n_slices, self.n_row_tiles, self.n_col_tiles, self.out_features,
                               self.hw.tile.cols)
         alpha = state.alpha.view(s, r, c)
@@ -250,7 +255,7 @@ class AnalogLinear(nn.Module):
         y = _tile_matmul(planes, self._w)  # (P, R, N, M) µS, partial sum of every tile
         var = None  # (P, R, N, M) µS², variance of each tile output's read noise: (x²) @ σ²
         if self._var is not None:
-            var = _tile_matmul(enc["squares"], self._var)
+            var = _tile_matmul(enc["squares"].to(self._var.dtype), self._var)
         elif self._var_factors is not None:
             a, b = self._var_factors
             var = _tile_matmul(_tile_matmul(enc["squares"], a), b)
