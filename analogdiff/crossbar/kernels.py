@@ -123,36 +123,11 @@ def _fill_normals(z, key, row, tmp):
 
 
 def counter_normals(key: int, n_rows: int, m: int) -> np.ndarray:
-    """NumPy twin of the kernels' normals: (n_rows, m) float32, row r as ``_fill_normals(z, key, r, tmp)``."""
-    half = (m + 1) // 2
-    ctr = np.arange(n_rows * half, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        z = np.uint64(key) + ctr * _GOLDEN
-        z = (z ^ (z >> _S30)) * _M1
-        z = (z ^ (z >> _S27)) * _M2
-        h = z ^ (z >> _S31)
-    u1 = (h >> _S32).astype(np.int64).astype(np.float32) * _TWO_M32 + _TWO_M33
-    w = (h & _LOW32).astype(np.int64).astype(np.float32) * _TWO_M32 - _HALF
-    bits = u1.view(np.int32)
-    e = ((bits >> 23) & 0xFF) - 127
-    mm = ((bits & 0x7FFFFF) | 0x3F800000).view(np.float32)
-    big = mm > _SQRT2
-    mm = np.where(big, mm * _HALF, mm)
-    e = np.where(big, e + 1, e)
-    s = (mm - _ONE) / (mm + _ONE)
-    s2 = s * s
-    ln = e.astype(np.float32) * _LN2 + _TWO * s * (_ONE + s2 * (_L3 + s2 * (_L5 + s2 * (_L7 + s2 * _L9))))
-    r = np.sqrt(_MINUS2 * ln)
-    b = _PI * w
-    b2 = b * b
-    sb = b * (_S0 + b2 * (_S1 + b2 * (_S2 + b2 * (_S3 + b2 * (_S4 + b2 * _S5)))))
-    cb = _C0 + b2 * (_C1 + b2 * (_C2 + b2 * (_C3 + b2 * (_C4 + b2 * (_C5 + b2 * _C6)))))
-    za = (r * (cb * cb - sb * sb)).reshape(n_rows, half)
-    zb = (r * (_TWO * sb * cb)).reshape(n_rows, half)
-    out = np.empty((n_rows, m), dtype=np.float32)
-    out[:, :half] = za
-    out[:, half:] = zb[:, :m - half]
-    return out
+    """Twin of the kernels' normals: (n_rows, m) float32, row r as ``_fill_normals(z, key, r, tmp)``
+    (computed by the torch implementation, ``kernels_torch.counter_normals``, on the CPU)."""
+    from .kernels_torch import counter_normals as torch_normals
+
+    return torch_normals(key, n_rows, m).numpy()
 
 
 # --------------------------------------------------------------------------- order keys
