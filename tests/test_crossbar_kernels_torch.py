@@ -112,3 +112,22 @@ def test_whole_model_torch_path_equals_numba_path(overrides):
     for name, s in st_numba["layers"].items():
         for key, v in s.items():
             assert st_torch["layers"][name][key] == pytest.approx(v, rel=1e-12), (name, key)
+
+
+def test_release_programming_keeps_the_outputs_and_refuses_to_drift():
+    from torch import nn
+
+    from analogdiff.checks import ConfigError
+    from analogdiff.crossbar.layers import AnalogLinear
+
+    lin = nn.Linear(30, 20).requires_grad_(False)
+    x = torch.randn(16, 30, generator=torch.Generator().manual_seed(0))
+    hw = load_hardware("pcm-ibm", {"tile.rows": 24, "tile.cols": 16})
+    layer = AnalogLinear(lin.weight, lin.bias, hw, seed=1, x_calib=x)
+    layer.set_drift_time(60.0)
+    y = layer(x)
+    layer.set_drift_time(60.0)  # the same noise stream again
+    layer.release_programming()
+    assert layer.tile is None and torch.equal(layer(x), y)
+    with pytest.raises(ConfigError, match="released"):
+        layer.set_drift_time(120.0)

@@ -212,12 +212,26 @@ class AnalogLinear(nn.Module):
         """Move to t_s seconds after programming: recompute the effective matrix (drift, wires), read-noise
         variance and compensation once; reset the per-MVM noise generator."""
         t_s = checks.drift_time_s("drift_time_s", t_s)
+        if self.tile is None:
+            raise ConfigError(f"analog layer '{self.name or '<root>'}': its programming was released "
+                              f"(release_programming); it stays at t = {self.state.t_s:g} s")
         self._apply_state(self.tile.at_time(t_s))
+
+    def release_programming(self) -> None:
+        """Free the programmed device state (conductances, drift draws, the cached IR-drop solve), keeping
+        only what an MVM at the current drift time needs (the layer matrices, the read-noise variance and
+        the compensation). For models too large to hold both (``benchmarks/bench_gpu_sim.py``: an 8B
+        model on one GPU); afterwards ``set_drift_time`` refuses and ``save_programmed`` cannot save it."""
+        self.tile = None
+        self.state = TileState(t_s=self.state.t_s, w_eff_us=None, read_var_us2=None, alpha=self.state.alpha,
+                               mean_g_us=self.state.mean_g_us)
 
     def set_read_noise_rank(self, rank: int | None) -> None:
         """Switch the read-noise variance between exact (None) and rank-``rank`` (no reprogramming)."""
         if rank is not None and rank < 1:
             raise ConfigError(f"read_noise_rank must be None (exact) or >= 1, got {rank}")
+        if self.tile is None:
+            raise ConfigError(f"analog layer '{self.name or '<root>'}': its programming was released")
         self.read_noise_rank = rank
         self._apply_state(self.state)
 

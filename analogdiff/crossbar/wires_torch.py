@@ -35,10 +35,16 @@ def _column_ladder(rows: int, gc: float, dtype, device) -> torch.Tensor:
 
 
 def effective_conductance(g_s: torch.Tensor, r_row_ohm: float, r_col_ohm: float,
-                          dtype: torch.dtype = torch.float64) -> torch.Tensor:
+                          dtype: torch.dtype = torch.float64, tiles_per_batch: int = 256) -> torch.Tensor:
     """G_eff (..., rows, cols) S of device conductances ``g_s`` (..., rows, cols) S (>= 0) with wire
     segments ``r_row_ohm``, ``r_col_ohm`` (>= 0; 0 is an ideal wire), computed in ``dtype`` on g_s's
-    device and returned in g_s's dtype. Equals ``wires.effective_conductance`` (module docstring)."""
+    device and returned in g_s's dtype. Equals ``wires.effective_conductance`` (module docstring).
+    Solves ``tiles_per_batch`` arrays at a time (work memory ≈ tiles_per_batch · (cols + 5·rows) · rows · 8 B)."""
+    if g_s.dim() >= 3 and g_s.shape[:-2].numel() > tiles_per_batch:
+        flat = g_s.reshape(-1, *g_s.shape[-2:])
+        parts = [effective_conductance(flat[i:i + tiles_per_batch], r_row_ohm, r_col_ohm, dtype, tiles_per_batch)
+                 for i in range(0, flat.shape[0], tiles_per_batch)]
+        return torch.cat(parts).reshape(g_s.shape)
     if g_s.dim() < 2:
         raise ValueError(f"g_s must be (..., rows, cols), got shape {tuple(g_s.shape)}")
     if r_row_ohm < 0 or r_col_ohm < 0:
