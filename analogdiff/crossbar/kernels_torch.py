@@ -180,7 +180,8 @@ def adc_accumulate(y: torch.Tensor, *, adc: "Adc | None", var: torch.Tensor | No
     dynamic = adc is not None and adc.dynamic
     gain = None
     if adc is not None and not dynamic:
-        gain, qscale = _on(adc.gain, dev), qscale * _on(adc.step, dev)[None]
+        gain, step_lsb = adc.tables_on(dev)
+        qscale = qscale * step_lsb[None]
     acc = torch.zeros((n, n_out), dtype=torch.float64, device=dev)
     clip = torch.zeros(n, dtype=torch.int64, device=dev)
     for p in range(p_n):
