@@ -83,6 +83,11 @@ def test_adc_accumulate_bit_for_bit(cfg):
     if adc is not None:
         assert np.array_equal(a["clip"], b["clip"].numpy())
     assert (a["lo"], a["hi"]) == (b["lo"], b["hi"])
+    # the GPU's order (row tiles converted together, summed by torch): the same codes, sums to rounding
+    for chunk in (1 << 30, 4 * 8 * n * m):  # all row tiles in one pass; one at a time
+        c = kernels_torch.adc_accumulate(y, **args, sequential=False, chunk_bytes=chunk)
+        assert torch.allclose(c["out"], b["out"], rtol=1e-6, atol=1e-6)
+        assert torch.equal(c["clip"], b["clip"])
 
 
 @pytest.mark.parametrize("overrides", [{}, {"dac.bit_serial": True, "dac.bits": 5, "adc.noise_lsb": 0.5},

@@ -167,12 +167,18 @@ def _on(a, dev: torch.device, dtype=torch.float64) -> torch.Tensor:
 
 def adc_accumulate(y: torch.Tensor, *, adc: "Adc | None", var: torch.Tensor | None, plane_weights,
                    keys: tuple[int, int], factor, row_scale, bias: torch.Tensor | None, n_out: int,
-                   blocks: np.ndarray) -> dict:
+                   blocks: np.ndarray, sequential: bool | None = None, chunk_bytes: int = 1 << 30) -> dict:
     """``kernels.adc_accumulate`` in torch on y's device: same arguments (``factor``, ``row_scale`` and the
-    converters' tables as NumPy arrays or tensors), same dict (``clip`` an int64 tensor). Works one (bit
-    plane, row tile) at a time, so its memory is O(N · M) beyond y and var."""
+    converters' tables as NumPy arrays or tensors), same dict (``clip`` an int64 tensor).
+
+    ``sequential`` (default: on the CPU only): add the tile outputs one (plane, row tile, slice) after the
+    other in float64 as the numba kernel does — bit for bit; otherwise whole blocks of row tiles (at most
+    ``chunk_bytes`` of float64 work each) are converted at once and summed by torch (another summation
+    order: equal to ~1e-15 relative, a test), which is what a GPU wants."""
     p_n, r_n, n, m = y.shape
     dev = y.device
+    if sequential is None:
+        sequential = dev.type == "cpu"
     n_slices = m // n_out
     qscale = _on(factor, dev)[None] * _on(plane_weights, dev)[:, None, None]  # (P, R, M)
     half = adc.half if adc is not None else 0
@@ -182,38 +188,39 @@ def adc_accumulate(y: torch.Tensor, *, adc: "Adc | None", var: torch.Tensor | No
     if adc is not None and not dynamic:
         gain, step_lsb = adc.tables_on(dev)
         qscale = qscale * step_lsb[None]
+    rc = 1 if sequential else max(1, min(r_n, chunk_bytes // max(1, 4 * 8 * n * m)))  # row tiles per pass
     acc = torch.zeros((n, n_out), dtype=torch.float64, device=dev)
     clip = torch.zeros(n, dtype=torch.int64, device=dev)
     for p in range(p_n):
-        for r in range(r_n):
-            row0 = (p * r_n + r) * n  # noise stream rows of this tile output
-            s = y[p, r]  # (N, M) float32
+        for r0 in range(0, r_n, rc):
+            r1 = min(r_n, r0 + rc)
+            row0 = (p * r_n + r0) * n  # first noise-stream row of these tile outputs
+            s = y[p, r0:r1]  # (rc, N, M) float32
             if var is not None:
-                z = counter_normals(keys[0], n, m, dev, row0)
-                s = s + _sqrt32(var[p, r].float().clamp(min=0)) * z
-            qs = qscale[p, r]  # (M,)
+                z = counter_normals(keys[0], (r1 - r0) * n, m, dev, row0).view(r1 - r0, n, m)
+                s = s + _sqrt32(var[p, r0:r1].float().clamp(min=0)) * z
+            qs = qscale[p, r0:r1, None, :]  # (rc, 1, M)
             if adc is None:
                 term = s.double() * qs
             else:
                 step = None
-                if dynamic:
-                    g = torch.zeros((n, m), dtype=torch.float64, device=dev)
-                    step = torch.ones((n, m), dtype=torch.float64, device=dev)
+                if dynamic:  # full scale = abs-max of each vector's block of columns
+                    g = torch.zeros(s.shape, dtype=torch.float64, device=dev)
+                    step = torch.ones(s.shape, dtype=torch.float64, device=dev)
                     for m0, m1, _ in blocks:
-                        f = s[:, m0:m1].abs().amax(1, keepdim=True).double() if m1 > m0 else None
-                        if f is None:
-                            continue
-                        pos = f > 0
-                        g[:, m0:m1] = torch.where(pos, _div(hh, f), 0.0)
-                        step[:, m0:m1] = torch.where(pos, _div(f, hh), 1.0)
+                        if m1 > m0:
+                            f = s[..., m0:m1].abs().amax(-1, keepdim=True).double()
+                            pos = f > 0
+                            g[..., m0:m1] = torch.where(pos, _div(hh, f), 0.0)
+                            step[..., m0:m1] = torch.where(pos, _div(f, hh), 1.0)
                     u = s.double() * g
                 else:
-                    u = s.double() * gain[r]
+                    u = s.double() * gain[r0:r1, None, :]  # in LSB
                 if adc.noise_lsb > 0:
-                    u = u + adc.noise_lsb * counter_normals(keys[1], n, m, dev, row0)
+                    u = u + adc.noise_lsb * counter_normals(keys[1], (r1 - r0) * n, m, dev, row0).view(r1 - r0, n, m)
                 if adc.s_curve is not None:
                     u = _div(torch.tanh(_div(adc.s_curve * u, hh)), adc.s_curve) * hh
-                clip += (u.abs() > hh).sum(1)
+                clip += (u.abs() > hh).sum((0, 2))
                 if half == 0:
                     q = torch.where(u >= 0, 0.5, -0.5).double()
                 else:
@@ -221,9 +228,13 @@ def adc_accumulate(y: torch.Tensor, *, adc: "Adc | None", var: torch.Tensor | No
                 term = q * qs
                 if step is not None:  # dynamic range: LSB → units of this vector's block
                     term = term * step
-            term = term.view(n, n_slices, n_out)
-            for k in range(n_slices):
-                acc += term[:, k]
+            if sequential:
+                for i in range(r1 - r0):
+                    t = term[i].view(n, n_slices, n_out)
+                    for k in range(n_slices):
+                        acc += t[:, k]
+            else:
+                acc += term.sum(0).view(n, n_slices, n_out).sum(1)
     out = acc * _on(row_scale, dev)[:, None]
     if bias is not None:
         out = out + bias.detach().to(dev, torch.float64)
