@@ -133,6 +133,10 @@ class Device(_Component):
     read_noise_scale: float = _f("Multiplier on the read-noise std.", 1.0, lo=0.0, hi=100.0)
     read_noise_rel: float | None = _f("Std of 'gaussian' read noise as a fraction of g_max_us.", None, lo=0.0, hi=10.0)
     t_read_s: float = _f("Duration of one read (1/f noise bandwidth), s.", 250e-9, lo=1e-15, hi=1.0)
+    read_noise_exact: bool = _f(
+        "Simulation, not hardware: compute each output's read-noise variance Σ x² σ² in float32 (true) "
+        "instead of with bfloat16 operands and result (false, the default: per-output std within 0.59 %, "
+        "see crossbar/layers.py).", False)
     stuck_on_fraction: float = _f("Fraction of devices stuck at g_max_us.", 0.0, lo=0.0, hi=1.0)
     stuck_off_fraction: float = _f("Fraction of devices stuck at g_min_us.", 0.0, lo=0.0, hi=1.0)
 

@@ -265,7 +265,7 @@ def test_layer_kernels_match_the_tile_reference():
     lin = nn.Linear(24, 16).requires_grad_(False)
     x = _x(50, 24)
     hw = ad.load_hardware("pcm-ibm", overrides={**QUIET, "device.read_noise": "pcm-1f",
-                                                "device.prog_noise": "pcm-ibm"})
+                                                "device.prog_noise": "pcm-ibm", "device.read_noise_exact": True})
     am = analogize(lin, hw, seed=3)
     set_drift_time(am, 100.0)
     y = am(x)

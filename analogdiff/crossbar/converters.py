@@ -150,6 +150,14 @@ class Adc:
             fs = np.maximum(self.full_scale, 1e-30)
             hh = max(self.half, 1)
             self.gain, self.step = hh / fs, fs / hh  # (R, M) LSB per unit, unit per LSB
+        self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def tables_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gain, step) as float64 tensors on ``device``, copied once (the torch kernels' tables)."""
+        key = str(device)
+        if key not in self._on_device:
+            self._on_device[key] = (torch.as_tensor(self.gain).to(device), torch.as_tensor(self.step).to(device))
+        return self._on_device[key]
 
     @classmethod
     def calibrated(cls, config: ADC, partial_sums: torch.Tensor | None, blocks: np.ndarray) -> "Adc":

@@ -69,7 +69,7 @@ def prog_noise_std_us(g_target_us: torch.Tensor, model: str, g_max_us: float,
 def program_conductances(g_target_us: torch.Tensor, std_us: torch.Tensor,
                          gen: torch.Generator) -> torch.Tensor:
     """One program-and-verify result per device: g_target + std · N(0, 1), clipped at 0 µS (as aihwkit)."""
-    z = torch.randn(g_target_us.shape, generator=gen, dtype=g_target_us.dtype)
+    z = torch.randn(g_target_us.shape, generator=gen, dtype=g_target_us.dtype, device=gen.device)
     return (g_target_us + std_us * z).clamp_(min=0.0)
 
 
@@ -104,7 +104,7 @@ def sample_drift_nu(g_target_us: torch.Tensor, model: str, g_max_us: float, gen:
                     nu_mean: float | None = None, nu_std: float | None = None) -> torch.Tensor:
     """Drift exponent of each device, nu = |N(mu(x), s(x))| (aihwkit ``generate_drift_coefficients``)."""
     mu, sd = drift_nu_stats(g_target_us, model, g_max_us, nu_mean, nu_std)
-    z = torch.randn(g_target_us.shape, generator=gen, dtype=g_target_us.dtype)
+    z = torch.randn(g_target_us.shape, generator=gen, dtype=g_target_us.dtype, device=gen.device)
     return (mu + sd * z).abs()
 
 
@@ -188,7 +188,7 @@ def stuck_masks(shape: tuple[int, ...], on_fraction: float, off_fraction: float,
     if not (0 <= on_fraction <= 1 and 0 <= off_fraction <= 1 and on_fraction + off_fraction <= 1):
         raise ValueError(f"stuck fractions must lie in [0, 1] and sum to <= 1, got {on_fraction}, "
                          f"{off_fraction}")
-    u = torch.rand(shape, generator=gen, dtype=torch.float64)
+    u = torch.rand(shape, generator=gen, dtype=torch.float64, device=gen.device)
     on = u < on_fraction
     off = (u >= on_fraction) & (u < on_fraction + off_fraction)
     return on, off

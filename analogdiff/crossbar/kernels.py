@@ -123,36 +123,11 @@ def _fill_normals(z, key, row, tmp):
 
 
 def counter_normals(key: int, n_rows: int, m: int) -> np.ndarray:
-    """NumPy twin of the kernels' normals: (n_rows, m) float32, row r as ``_fill_normals(z, key, r, tmp)``."""
-    half = (m + 1) // 2
-    ctr = np.arange(n_rows * half, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        z = np.uint64(key) + ctr * _GOLDEN
-        z = (z ^ (z >> _S30)) * _M1
-        z = (z ^ (z >> _S27)) * _M2
-        h = z ^ (z >> _S31)
-    u1 = (h >> _S32).astype(np.int64).astype(np.float32) * _TWO_M32 + _TWO_M33
-    w = (h & _LOW32).astype(np.int64).astype(np.float32) * _TWO_M32 - _HALF
-    bits = u1.view(np.int32)
-    e = ((bits >> 23) & 0xFF) - 127
-    mm = ((bits & 0x7FFFFF) | 0x3F800000).view(np.float32)
-    big = mm > _SQRT2
-    mm = np.where(big, mm * _HALF, mm)
-    e = np.where(big, e + 1, e)
-    s = (mm - _ONE) / (mm + _ONE)
-    s2 = s * s
-    ln = e.astype(np.float32) * _LN2 + _TWO * s * (_ONE + s2 * (_L3 + s2 * (_L5 + s2 * (_L7 + s2 * _L9))))
-    r = np.sqrt(_MINUS2 * ln)
-    b = _PI * w
-    b2 = b * b
-    sb = b * (_S0 + b2 * (_S1 + b2 * (_S2 + b2 * (_S3 + b2 * (_S4 + b2 * _S5)))))
-    cb = _C0 + b2 * (_C1 + b2 * (_C2 + b2 * (_C3 + b2 * (_C4 + b2 * (_C5 + b2 * _C6)))))
-    za = (r * (cb * cb - sb * sb)).reshape(n_rows, half)
-    zb = (r * (_TWO * sb * cb)).reshape(n_rows, half)
-    out = np.empty((n_rows, m), dtype=np.float32)
-    out[:, :half] = za
-    out[:, half:] = zb[:, :m - half]
-    return out
+    """Twin of the kernels' normals: (n_rows, m) float32, row r as ``_fill_normals(z, key, r, tmp)``
+    (computed by the torch implementation, ``kernels_torch.counter_normals``, on the CPU)."""
+    from .kernels_torch import counter_normals as torch_normals
+
+    return torch_normals(key, n_rows, m).numpy()
 
 
 # --------------------------------------------------------------------------- order keys
@@ -352,7 +327,7 @@ def dac_encode_ref(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int) -> 
 # --------------------------------------------------------------------------- ADC + accumulation
 
 @numba.njit(parallel=True, error_model="numpy", cache=True)
-def _adc_accumulate(y, var, has_var, key_read, key_adc, gain, qscale, blocks, row_scale, bias,
+def _adc_accumulate(y, var, var16, has_var, var_bf16, key_read, key_adc, gain, qscale, blocks, row_scale, bias,
                     has_bias, n_out, do_adc, half, noise_lsb, has_s_curve, s_curve, dynamic, out, clip, kmin,
                     kmax):
     n_planes, n_tiles, n_rows, m_cols = y.shape
@@ -374,9 +349,15 @@ def _adc_accumulate(y, var, has_var, key_read, key_adc, gain, qscale, blocks, ro
                     src = y[p, r, n]
                     if has_var:  # read noise, drawn exactly at output level: N(0, Σ_i x_i² σ_ij²)
                         _fill_normals(z_row, key_read, row, z_tmp)
-                        vrow = var[p, r, n]
-                        for m in range(m_cols):
-                            s_row[m] = src[m] + np.sqrt(max(vrow[m], np.float32(0.0))) * z_row[m]
+                        if var_bf16:  # bfloat16 bits: the float32 with the same upper 16 bits
+                            vr16 = var16[p, r, n]
+                            for m in range(m_cols):
+                                v = _bits_f32(np.int32(np.int32(vr16[m]) << 16))
+                                s_row[m] = src[m] + np.sqrt(max(v, np.float32(0.0))) * z_row[m]
+                        else:
+                            vrow = var[p, r, n]
+                            for m in range(m_cols):
+                                s_row[m] = src[m] + np.sqrt(max(vrow[m], np.float32(0.0))) * z_row[m]
                         src = s_row
                     if not do_adc:
                         for k in range(n_slices):
@@ -430,7 +411,8 @@ def adc_accumulate(y: torch.Tensor, *, adc: "Adc | None", var: torch.Tensor | No
                    row_scale: np.ndarray, bias: torch.Tensor | None, n_out: int, blocks: np.ndarray) -> dict:
     """Partial sums y (P, R, N, M) (M = slices × n_out, µS × normalized volts) → outputs (N, n_out).
 
-    Per element: s = y + sqrt(var)·z (read noise, stream ``keys[0]``; ``var`` None: none); conversion by
+    Per element: s = y + sqrt(var)·z (read noise, stream ``keys[0]``; ``var`` float32 or bfloat16, None:
+    none); conversion by
     ``adc`` (``converters.Adc``: full scale per tile and column, or the abs-max of each vector's block when
     dynamic; ADC noise from stream ``keys[1]``; None: no ADC); then
     out[n, j] = row_scale[n] · Σ_{p,r,m→j} plane_weights[p] · factor[r, m] · s + bias[j]. ``blocks`` (B, 3):
@@ -445,9 +427,11 @@ def adc_accumulate(y: torch.Tensor, *, adc: "Adc | None", var: torch.Tensor | No
     gain = np.ones((1, 1))
     if adc is not None and not adc.dynamic:
         gain, qscale = adc.gain, qscale * adc.step[None]  # in LSB; LSB → output units
+    bf16 = var is not None and var.dtype == torch.bfloat16
     _adc_accumulate(
-        y.numpy(), var=var.numpy() if var is not None else np.empty((1, 1, 1, 1), dtype=np.float32),
-        has_var=var is not None, key_read=np.uint64(keys[0]), key_adc=np.uint64(keys[1]), gain=gain,
+        y.numpy(), var=var.numpy() if var is not None and not bf16 else np.empty((1, 1, 1, 1), np.float32),
+        var16=var.view(torch.int16).numpy() if bf16 else np.empty((1, 1, 1, 1), np.int16),
+        has_var=var is not None, var_bf16=bf16, key_read=np.uint64(keys[0]), key_adc=np.uint64(keys[1]), gain=gain,
         qscale=np.ascontiguousarray(qscale), blocks=blocks, row_scale=row_scale,
         bias=bias.detach().to(torch.float32).numpy() if bias is not None else np.empty(1, dtype=np.float32),
         has_bias=bias is not None, n_out=n_out, do_adc=adc is not None,
@@ -468,7 +452,7 @@ def adc_accumulate_ref(y, *, adc, var, plane_weights, keys, factor, row_scale, b
     s = y.to(torch.float64)
     if var is not None:
         z = torch.from_numpy(counter_normals(keys[0], p * r * n, m)).view(p, r, n, m)
-        s = s + (var.clamp(min=0).sqrt() * z).to(torch.float64)
+        s = s + (var.float().clamp(min=0).sqrt() * z).to(torch.float64)
     if adc is not None:
         zq = (torch.from_numpy(counter_normals(keys[1], p * r * n, m)).view(p, r, n, m).to(torch.float64)
               if adc.noise_lsb > 0 else None)

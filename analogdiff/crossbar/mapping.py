@@ -72,7 +72,7 @@ def slice_levels(u: torch.Tensor, bit_slices: int,
         r = (r * base - d).clamp(0.0, 1.0)
     levels.append(r)
     sig.append(1.0 / base ** (bit_slices - 1))
-    return torch.stack(levels), torch.tensor(sig, dtype=u.dtype)
+    return torch.stack(levels), torch.tensor(sig, dtype=u.dtype, device=u.device)
 
 
 def map_weights(w: torch.Tensor, g_min_us: float, g_max_us: float, weight_scale: str,

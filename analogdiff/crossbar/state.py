@@ -80,6 +80,8 @@ def save_programmed(amodel: nn.Module, path) -> tuple[pathlib.Path, pathlib.Path
     meta = []
     for name, layer in layers:
         pre = f"analog/{name}/"
+        if layer.tile is None:
+            raise ConfigError(f"save_programmed: layer '{name}' released its programming (release_programming)")
         for key, value in layer.tile.programmed().items():
             if value is not None:
                 tensors[pre + key] = value

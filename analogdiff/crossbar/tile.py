@@ -73,7 +73,7 @@ class Tile:
         self.nu = self.relax_z = self.g_target_us = self.prog_std_us = None
         if drift is not None:
             if drift.model == "rram-wan2022":  # relaxation needs the targets and the programming spread
-                z = torch.randn(g_target.shape, generator=gen, dtype=torch.float64)
+                z = torch.randn(g_target.shape, generator=gen, dtype=torch.float64, device=gen.device)
                 self.relax_z = torch.where(stuck, 0.0, z).float()
                 self.g_target_us, self.prog_std_us = g_target.float(), prog_std.float()
             else:
@@ -127,8 +127,10 @@ class Tile:
         d = self.device
         g = self.conductances_at(t_s)
         if self.wire is not None:
-            from .wires import effective_conductance
-
+            if g.device.type == "cpu":  # the numba solve
+                from .wires import effective_conductance
+            else:  # the torch solve on the tiles' device
+                from .wires_torch import effective_conductance
             g_eff = torch.as_tensor(effective_conductance(g * 1e-6, self.wire.r_row_ohm,
                                                           self.wire.r_col_ohm)) * 1e6  # (K, rows, 2·cols) µS
         else:
@@ -153,8 +155,8 @@ class Tile:
         mean |output| over the tile, read noise included (one read from a generator fixed by ref_seed)."""
         _, w, var = parts
         if var is not None:
-            gen = torch.Generator().manual_seed(self.ref_seed)
-            w = w + var.sqrt() * torch.randn(w.shape, generator=gen, dtype=w.dtype)
+            gen = torch.Generator(device=w.device).manual_seed(self.ref_seed)
+            w = w + var.sqrt() * torch.randn(w.shape, generator=gen, dtype=w.dtype, device=w.device)
         return w.abs().mean(dim=(1, 2)).clamp(min=1e-12)
 
     def at_time(self, t_s: float) -> TileState:
@@ -166,8 +168,8 @@ class Tile:
             self._cache = (t_s, parts)
         mean_g, w, var = parts
         comp = self.drift is not None and self.drift.compensation == "global"
-        alpha = self._reference / self._readout(parts) if comp else torch.ones(w.shape[0],
-                                                                                dtype=torch.float64)
+        alpha = self._reference / self._readout(parts) if comp else torch.ones(w.shape[0], dtype=torch.float64,
+                                                                                device=w.device)
         return TileState(t_s=t_s, w_eff_us=w, read_var_us2=var, alpha=alpha, mean_g_us=mean_g)
 
     # ----------------------------------------------------------------- MVM

@@ -50,7 +50,7 @@ def rotate(q: torch.Tensor, k: torch.Tensor, base: float, past: int = 0) -> tupl
     T, hd = q.shape[2], q.shape[3]
     cos, sin = rotary_tables(past + T, hd, base)  # (past+T, hd/2) each
     cos, sin = cos[past:].to(q.device), sin[past:].to(q.device)
-    return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+    return apply_rotary(q, cos, sin).to(q.dtype), apply_rotary(k, cos, sin).to(k.dtype)  # bf16 models stay bf16
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, cache: dict | None = None

@@ -1,0 +1,138 @@
+"""The torch kernels (the GPU path) equal the numba kernels (the CPU path) on the CPU.
+
+Random streams: both paths draw their read and ADC noise from the same counter-based stream (the key of
+the call, the element's counter), so the comparisons are element by element, not statistical."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from analogdiff.config import load_hardware
+from analogdiff.crossbar import converters as cv
+from analogdiff.crossbar import kernels, kernels_torch
+
+
+def test_counter_normals_bit_exact_for_any_row_window():
+    full = kernels_torch.counter_normals(77, 12, 11)
+    assert torch.equal(kernels_torch.counter_normals(77, 5, 11, row0=4), full[4:9])
+    y = torch.zeros(1, 1, 12, 11)
+    res = kernels.adc_accumulate(y, adc=None, var=torch.ones_like(y), plane_weights=np.ones(1), keys=(77, 1),
+                                 factor=np.ones((1, 11)), row_scale=np.ones(12), bias=None, n_out=11,
+                                 blocks=np.array([[0, 11, 0]]))
+    assert torch.equal(res["out"], full)  # the numba kernel's own draws
+
+
+@pytest.mark.parametrize("x_range,bits,serial", [(1.5, 8, False), (None, 6, False), (None, None, False),
+                                                 (0.7, None, False), (2.0, 4, True), (None, 5, True)])
+def test_dac_encode_bit_for_bit(x_range, bits, serial):
+    x = torch.randn(33, 70, generator=torch.Generator().manual_seed(1)) * 1.3
+    x[3] = 0.0  # an all-zero vector (dynamic range: scale 1)
+    card = None if bits is None else load_hardware("pcm-ibm", {"dac.bits": bits, "dac.bit_serial": serial}).dac
+    dac = cv.Dac(card, x_range)
+    a = kernels.dac_encode(x, dac, n_tiles=3, width=32, want_squares=True)
+    b = kernels_torch.dac_encode(x, dac, n_tiles=3, width=32, want_squares=True)
+    assert torch.equal(a["planes"], b["planes"]) and torch.equal(a["squares"], b["squares"])
+    assert np.array_equal(a["row_scale"], b["row_scale"].numpy())
+    exact_sums = bits is not None  # integer DAC levels: exact sums; else float64 sums in another order
+    tol = 0 if exact_sums else 1e-12
+    assert np.allclose(a["abs_sum"], b["abs_sum"].numpy(), rtol=tol, atol=0)
+    assert np.allclose(a["sq_sum"], b["sq_sum"].numpy(), rtol=tol, atol=0)
+    assert (a["lo"], a["hi"]) == (b["lo"], b["hi"]) == (float(x.min()), float(x.max()))
+    assert kernels_torch.dac_encode(x, dac, n_tiles=3, width=32, want_squares=False)["squares"] is None
+
+
+def test_dac_encode_flags_non_finite():
+    x = torch.randn(4, 5)
+    x[2, 3] = float("nan")
+    enc = kernels_torch.dac_encode(x, cv.Dac(load_hardware("pcm-ibm").dac, 1.0), n_tiles=1, width=5,
+                                   want_squares=False)
+    assert math.isnan(enc["lo"]) and math.isnan(enc["hi"])
+
+
+@pytest.mark.parametrize("cfg", [
+    dict(adc_bits=8), dict(adc_bits=None), dict(adc_bits=5, dynamic=True), dict(adc_bits=6, noise_lsb=1.5),
+    dict(adc_bits=7, s_curve=2.0), dict(adc_bits=1), dict(adc_bits=8, var=True), dict(adc_bits=8, var="bf16"),
+    dict(adc_bits=None, var=True), dict(adc_bits=4, dynamic=True, noise_lsb=0.7, var=True)])
+def test_adc_accumulate_bit_for_bit(cfg):
+    gen = torch.Generator().manual_seed(3)
+    p, r, n, n_out, slices = 2, 2, 9, 13, 2
+    m = slices * n_out
+    y = torch.randn(p, r, n, m, generator=gen)
+    var = torch.rand(p, r, n, m, generator=gen) * 0.1 if cfg.get("var") else None
+    if cfg.get("var") == "bf16":
+        var = var.to(torch.bfloat16)
+    blocks = np.array([[k * n_out + c, k * n_out + min(c + 8, n_out), c]
+                       for k in range(slices) for c in range(0, n_out, 8)])
+    adc = None
+    if cfg["adc_bits"] is not None:
+        card = load_hardware("pcm-ibm", {"adc.bits": cfg["adc_bits"], "adc.noise_lsb": cfg.get("noise_lsb", 0.0),
+                                         "adc.s_curve": cfg.get("s_curve"),
+                                         "adc.output_range": "dynamic" if cfg.get("dynamic") else "calibrated"}).adc
+        adc = cv.Adc(card, np.random.default_rng(0).uniform(1, 3, (r, m)))
+    args = dict(adc=adc, var=var, plane_weights=np.array([1.0, 0.5]), keys=(11, 12),
+                factor=np.random.default_rng(1).uniform(0.5, 1.5, (r, m)),
+                row_scale=np.random.default_rng(2).uniform(0.5, 2, n), bias=torch.randn(n_out, generator=gen),
+                n_out=n_out, blocks=blocks)
+    a = kernels.adc_accumulate(y, **args)
+    b = kernels_torch.adc_accumulate(y, **args)
+    if cfg.get("s_curve") is None:
+        assert torch.equal(a["out"], b["out"])
+    else:  # tanh from two libraries: equal to a few float64 ulps, and so equal ADC codes here
+        assert torch.allclose(a["out"], b["out"], rtol=0, atol=1e-6)
+    if adc is not None:
+        assert np.array_equal(a["clip"], b["clip"].numpy())
+    assert (a["lo"], a["hi"]) == (b["lo"], b["hi"])
+    # the GPU's order (row tiles converted together, summed by torch): the same codes, sums to rounding
+    for chunk in (1 << 30, 4 * 8 * n * m):  # all row tiles in one pass; one at a time
+        c = kernels_torch.adc_accumulate(y, **args, sequential=False, chunk_bytes=chunk)
+        assert torch.allclose(c["out"], b["out"], rtol=1e-6, atol=1e-6)
+        assert torch.equal(c["clip"], b["clip"])
+
+
+@pytest.mark.parametrize("overrides", [{}, {"dac.bit_serial": True, "dac.bits": 5, "adc.noise_lsb": 0.5},
+                                       {"adc.output_range": "dynamic", "dac.input_range": "dynamic"}])
+def test_whole_model_torch_path_equals_numba_path(overrides):
+    """Every effect of pcm-ibm (IR drop, programming and read noise, drift, DAC, ADC) on a two-layer MLP
+    spanning several tiles: the torch kernels give the same outputs, bit for bit, and the same statistics."""
+    from torch import nn
+
+    from analogdiff.crossbar.layers import analog_layers, analogize, collect_stats, reset_stats, set_drift_time
+
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(40, 30), nn.GELU(), nn.Linear(30, 20)).eval().requires_grad_(False)
+    x = torch.randn(64, 40, generator=torch.Generator().manual_seed(0))
+    hw = load_hardware("pcm-ibm", {"tile.rows": 24, "tile.cols": 16, **overrides})
+    am = analogize(mlp, hw, seed=0, calibration=x[:32], device="cpu")
+    set_drift_time(am, 3600.0)
+    y_numba = am(x)
+    st_numba = collect_stats(am)
+    for _, layer in analog_layers(am):
+        layer.kernels = "torch"
+    set_drift_time(am, 3600.0)  # resets the per-MVM noise streams
+    reset_stats(am)
+    y_torch = am(x)
+    assert torch.equal(y_numba, y_torch)
+    st_torch = collect_stats(am)
+    for name, s in st_numba["layers"].items():
+        for key, v in s.items():
+            assert st_torch["layers"][name][key] == pytest.approx(v, rel=1e-12), (name, key)
+
+
+def test_release_programming_keeps_the_outputs_and_refuses_to_drift():
+    from torch import nn
+
+    from analogdiff.checks import ConfigError
+    from analogdiff.crossbar.layers import AnalogLinear
+
+    lin = nn.Linear(30, 20).requires_grad_(False)
+    x = torch.randn(16, 30, generator=torch.Generator().manual_seed(0))
+    hw = load_hardware("pcm-ibm", {"tile.rows": 24, "tile.cols": 16})
+    layer = AnalogLinear(lin.weight, lin.bias, hw, seed=1, x_calib=x)
+    layer.set_drift_time(60.0)
+    y = layer(x)
+    layer.set_drift_time(60.0)  # the same noise stream again
+    layer.release_programming()
+    assert layer.tile is None and torch.equal(layer(x), y)
+    with pytest.raises(ConfigError, match="released"):
+        layer.set_drift_time(120.0)
