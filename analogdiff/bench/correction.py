@@ -138,38 +138,48 @@ def claims(rows: Sequence[Mapping], headline_drift_time_s: float = 86400.0) -> l
     def rows_of(model, metric, **where):
         return per_prompt(comp, metric, model=model, **where)
 
-    base_sampler = {"sampler": "ancestral"}
     for metric, label in (("loss_bits_per_char", "log-loss of the true continuation"),
                           ("judge_bits_per_char", "judge bits/char of the written text")):
         for n in sorted({r["n_new"] for r in comp}):
             for effect in dict.fromkeys(r["effect"] for r in comp if r.get("effect") not in ("digital", None)):
                 times = sorted({r.get("drift_time_s") for r in comp if r.get("effect") == effect},
                                key=lambda x: -1 if x is None else x)
+                # MDLM sampler settings of this effect's rows (the log-loss does not depend on them)
+                steps = sorted({r["steps"] for r in comp if r.get("effect") == effect and r.get("n_new") == n
+                                and r.get("sampler") == "ancestral" and r.get("steps") is not None})
+                decodes = [{}] if metric == "loss_bits_per_char" else [{"sampler": "ancestral", "steps": st}
+                                                                        for st in steps]
                 for t in times:
-                    deg = {}
-                    for m in mdlms + ars:
-                        extra = {} if m in ars else {**base_sampler, "steps": n}
-                        a = rows_of(m, metric, effect=effect, drift_time_s=t, n_new=n, inject_pct=0.0, **extra)
-                        d = rows_of(m, metric, n_new=n, **digital, **extra)
-                        if a and d:
-                            deg[m] = (a, d)
-                    for m in mdlms:
-                        for r_ in ars:
-                            if m not in deg or r_ not in deg:
-                                continue
-                            b = degradation_difference(*deg[m], *deg[r_])
-                            dm, da = degradation(*deg[m]), degradation(*deg[r_])
-                            out.append([
-                                f"{_name(m)} degrades less than {_name(r_)} ({label}, N = {n})",
-                                f"{_answer(b, 'no (MDLM degrades more)', 'yes', sign=1)}: MDLM {dm['mean']:+.2f}% "
-                                f"{_ci(dm, '%')}, AR {da['mean']:+.2f}% {_ci(da, '%')}; difference "
-                                f"{b['mean']:+.2f} pp",
-                                _ci(b, " pp"),
-                                f"effect: {effect}" + (f", drift {t:g} s" if t else "") +
-                                f"; model quality: {_name(r_)}; sampler: ancestral, T = N; "
-                                f"{b['n_prompts']} prompts, seeds {b['n_seeds']}"])
+                    for dec in decodes:
+                        out += _degradation_claims(comp, mdlms, ars, metric, label, n, effect, t, dec)
     out += _steps_claims(comp, mdlms, T)
     out += _repair_claims(comp, mdlms + ars, T)
+    return out
+
+
+def _degradation_claims(comp, mdlms, ars, metric, label, n, effect, t, dec) -> list[list[str]]:
+    """One row per (MDLM, AR) pair: their degradations under ``effect`` at drift ``t`` and the difference."""
+    out, deg = [], {}
+    for m in mdlms + ars:
+        extra = {} if m in ars else dec
+        a = per_prompt(comp, metric, model=m, effect=effect, drift_time_s=t, n_new=n, inject_pct=0.0, **extra)
+        d = per_prompt(comp, metric, model=m, effect="digital", n_new=n, inject_pct=0.0, **extra)
+        if a and d:
+            deg[m] = (a, d)
+    for m in mdlms:
+        for r_ in ars:
+            if m not in deg or r_ not in deg:
+                continue
+            b = degradation_difference(*deg[m], *deg[r_])
+            dm, da = degradation(*deg[m]), degradation(*deg[r_])
+            sampler = f"ancestral, T = {dec['steps']}" if dec else "none (log-loss)"
+            out.append([
+                f"{_name(m)} degrades less than {_name(r_)} ({label}, N = {n})",
+                f"{_answer(b, 'no (MDLM degrades more)', 'yes', sign=1)}: MDLM {dm['mean']:+.2f}% {_ci(dm, '%')}, "
+                f"AR {da['mean']:+.2f}% {_ci(da, '%')}; difference {b['mean']:+.2f} pp",
+                _ci(b, " pp"),
+                f"effect: {effect}" + (f", drift {t:g} s" if t else "") + f"; model quality: {_name(r_)}; "
+                f"sampler: {sampler}; {b['n_prompts']} prompts, seeds {b['n_seeds']}"])
     return out
 
 
