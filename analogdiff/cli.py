@@ -199,15 +199,19 @@ def _run_bench(args) -> int:
 
 # --------------------------------------------------------------------------- eval, generate (lm on a card)
 
-def _add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="accuracy of a model on a hardware card over programming seeds, and its cost")
+def _add_experiment_args(p, seeds_help: str) -> None:
+    """--model, the hardware arguments, --drift-time and --seeds of the commands that run one experiment."""
     p.add_argument("--model", required=True, metavar="M", type=checks.arg_path,
                    help="shakespeare-mdlm, shakespeare-ar or a checkpoint path")
     _add_hardware_args(p)
     p.add_argument("--drift-time", type=_DRIFT_TIME, default=0.0, metavar="S",
                    help="seconds since programming (default 0)")
-    p.add_argument("--seeds", type=checks.arg_int(1, checks.MAX_SEEDS), default=1, metavar="K",
-                   help="programming seeds 0..K-1 (default 1)")
+    p.add_argument("--seeds", type=checks.arg_int(1, checks.MAX_SEEDS), default=1, metavar="K", help=seeds_help)
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="accuracy of a model on a hardware card over programming seeds, and its cost")
+    _add_experiment_args(p, "programming seeds 0..K-1 (default 1)")
     p.add_argument("--max-chars", type=checks.arg_int(*checks.BUDGET_BOUNDS["eval_chars"]), default=16384,
                    metavar="N", help="test characters scored per seed (default 16384)")
     p.add_argument("--t-samples", type=checks.arg_int(*checks.BUDGET_BOUNDS["t_samples"]), default=4, metavar="N",
@@ -267,13 +271,7 @@ def _run_eval(args) -> int:
 def _add_complete(sub) -> None:
     p = sub.add_parser("complete", help="continue held-out prompts with a model on a hardware card: accuracy, "
                                         "judge bits/char, log-loss of the true continuation, repairs; and the cost")
-    p.add_argument("--model", required=True, metavar="M", type=checks.arg_path,
-                   help="shakespeare-mdlm, shakespeare-ar or a checkpoint path")
-    _add_hardware_args(p)
-    p.add_argument("--drift-time", type=_DRIFT_TIME, default=0.0, metavar="S",
-                   help="seconds since programming (default 0)")
-    p.add_argument("--seeds", type=checks.arg_int(1, checks.MAX_SEEDS), default=1, metavar="K",
-                   help="programming seeds 0..K-1 (default 1); the sampler is seeded with (eval seed, seed)")
+    _add_experiment_args(p, "programming seeds 0..K-1 (default 1); the sampler is seeded with (eval seed, seed)")
     p.add_argument("--n-new", type=checks.arg_int(1, checks.BUDGET_BOUNDS["gen_len"][1]), default=32, metavar="N",
                    help="characters to write after each prompt (default 32)")
     p.add_argument("--prompts", type=checks.arg_int(1, 100_000), default=32, metavar="B",

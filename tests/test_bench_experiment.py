@@ -211,3 +211,16 @@ def test_completion_bad_fields_one_line(models):
     with pytest.raises(ConfigError, match="^n_new: prompt_len \\+ n_new"):
         ex.check(ex.Experiment(model=models["mdlm"], card="ideal", complete=ex.Complete(n_new=60, prompt_len=8,
                                                                                          judge=models["ar"])))
+
+
+def test_cli_complete_json(models):
+    argv = ["complete", "--model", models["mdlm"], "--hardware", "pcm-ibm", "--set", "wire=none", "--seeds", "2",
+            "--n-new", "8", "--prompts", "4", "--prompt-len", "8", "--sampler", "remdm", "--inject-pct", "25",
+            "--judge", models["ar"], "--json"]
+    text = _cli_json(argv)
+    out = json.loads(text)
+    assert out["seeds_run"] == [0, 1]
+    assert set(out["bootstrap"]) == {"char_accuracy", "judge_bits_per_char", "repaired", "loss_bits_per_char"}
+    for b in out["bootstrap"].values():
+        assert b["n_prompts"] == 4 and b["n_seeds"] == [2] and b["ci95"][0] <= b["mean"] <= b["ci95"][1]
+    assert _cli_json(argv) == text  # same seeds, same bytes
