@@ -199,15 +199,19 @@ def _run_bench(args) -> int:
 
 # --------------------------------------------------------------------------- eval, generate (lm on a card)
 
-def _add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="accuracy of a model on a hardware card over programming seeds, and its cost")
+def _add_experiment_args(p, seeds_help: str) -> None:
+    """--model, the hardware arguments, --drift-time and --seeds of the commands that run one experiment."""
     p.add_argument("--model", required=True, metavar="M", type=checks.arg_path,
                    help="shakespeare-mdlm, shakespeare-ar or a checkpoint path")
     _add_hardware_args(p)
     p.add_argument("--drift-time", type=_DRIFT_TIME, default=0.0, metavar="S",
                    help="seconds since programming (default 0)")
-    p.add_argument("--seeds", type=checks.arg_int(1, checks.MAX_SEEDS), default=1, metavar="K",
-                   help="programming seeds 0..K-1 (default 1)")
+    p.add_argument("--seeds", type=checks.arg_int(1, checks.MAX_SEEDS), default=1, metavar="K", help=seeds_help)
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="accuracy of a model on a hardware card over programming seeds, and its cost")
+    _add_experiment_args(p, "programming seeds 0..K-1 (default 1)")
     p.add_argument("--max-chars", type=checks.arg_int(*checks.BUDGET_BOUNDS["eval_chars"]), default=16384,
                    metavar="N", help="test characters scored per seed (default 16384)")
     p.add_argument("--t-samples", type=checks.arg_int(*checks.BUDGET_BOUNDS["t_samples"]), default=4, metavar="N",
@@ -261,6 +265,62 @@ def _run_eval(args) -> int:
             e, t = out["cost"][task]["energy_per_token_j"], out["cost"][task]["latency_per_token_s"]
             print(f"  energy/{what:<20} {e['mean']:.4g} J   latency {t['mean']:.4g} s   "
                   f"(priced from this run's trace" + (" and activation statistics)" if out["kind"] == "analog" else ")"))
+    return 0
+
+
+def _add_complete(sub) -> None:
+    p = sub.add_parser("complete", help="continue held-out prompts with a model on a hardware card: accuracy, "
+                                        "judge bits/char, log-loss of the true continuation, repairs; and the cost")
+    _add_experiment_args(p, "programming seeds 0..K-1 (default 1); the sampler is seeded with (eval seed, seed)")
+    p.add_argument("--n-new", type=checks.arg_int(1, checks.BUDGET_BOUNDS["gen_len"][1]), default=32, metavar="N",
+                   help="characters to write after each prompt (default 32)")
+    p.add_argument("--prompts", type=checks.arg_int(1, 100_000), default=32, metavar="B",
+                   help="held-out prompts (evenly spaced windows of the test plays; default 32)")
+    p.add_argument("--prompt-len", type=checks.arg_int(1, checks.BUDGET_BOUNDS["gen_len"][1]), default=32,
+                   metavar="P", help="characters per prompt (default 32)")
+    p.add_argument("--steps", type=_STEPS, default=None, metavar="T", help="denoising steps (MDLM; default N)")
+    p.add_argument("--sampler", default="ancestral", type=checks.arg_text(32),
+                   help="ancestral, remask (LLaDA) or remdm (ReMDM-cap; MDLM only)")
+    p.add_argument("--eta", type=checks.arg_number(0.0, 1.0), default=0.05, metavar="X",
+                   help="ReMDM re-masking cap (sampler remdm; default 0.05)")
+    p.add_argument("--temperature", type=checks.arg_number(0.0, 100.0), default=1.0, metavar="X")
+    p.add_argument("--inject-pct", type=checks.arg_number(0.0, 100.0), default=0.0, metavar="K",
+                   help="corrupt K%% of the N written characters midway and count the repairs (default 0)")
+    p.add_argument("--loss", default="l2r", type=checks.arg_text(16),
+                   help="MDLM log-loss of the true continuation: l2r (exact left-to-right any-order NLL), nelbo, "
+                        "or none (default l2r; AR: exact)")
+    p.add_argument("--eval-seed", type=checks.arg(checks.seed), default=0, metavar="N")
+    p.add_argument("--judge", default="shakespeare-ar", type=checks.arg_path, metavar="M",
+                   help="digital AR model that scores the written text (none: no judging)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _run_complete(args) -> int:
+    from analogdiff.bench import experiment as ex
+    from analogdiff.bench.correction import mean_of
+    from analogdiff.config import parse_set_options
+
+    seeds = checks.seed_count("--seeds", args.seeds)
+    task = ex.Complete(n_new=args.n_new, n_prompts=args.prompts, prompt_len=args.prompt_len, steps=args.steps,
+                       sampler=args.sampler, eta=args.eta if args.sampler == "remdm" else 0.0,
+                       temperature=args.temperature, inject_pct=args.inject_pct, loss=args.loss,
+                       eval_seed=args.eval_seed, judge=None if checks.is_none(args.judge) else args.judge)
+    spec = ex.Experiment(model=args.model, card=args.hardware, overrides=parse_set_options(args.set),
+                         drift_time_s=checks.drift_time_s("--drift-time", args.drift_time), seeds=tuple(seeds),
+                         complete=task)
+    ex.check(spec)
+    out = ex.run(spec)
+    keys = out["per_seed"][0]["per_prompt"]
+    out["bootstrap"] = {k: mean_of([p["per_prompt"][k] for p in out["per_seed"]]) for k in keys}
+    if args.json:
+        _print_json(out)
+        return 0
+    print(f"{args.model} on {out['hardware']}, {spec.drift_time_s:g} s after programming, {args.prompts} prompts "
+          f"of {args.prompt_len} + {args.n_new} characters (mean [95% bootstrap over prompts and seeds])")
+    for key, b in out["bootstrap"].items():
+        print(f"  {key:<22} {b['mean']:.4f} [{b['ci95'][0]:.4f}, {b['ci95'][1]:.4f}]")
+    e, t = out["cost"]["complete"]["energy_per_token_j"], out["cost"]["complete"]["latency_per_token_s"]
+    print(f"  energy/character        {e['mean']:.4g} J   latency {t['mean']:.4g} s   (priced from this run's trace)")
     return 0
 
 
@@ -390,6 +450,7 @@ COMMANDS: dict[str, tuple[Callable, Callable]] = {
     "validate-cards": (_add_validate_cards, _run_validate_cards),
     "train": (_add_train, _run_train),
     "eval": (_add_eval, _run_eval),
+    "complete": (_add_complete, _run_complete),
     "generate": (_add_generate, _run_generate),
     "tune": (_add_tune, _run_tune),
     "plot": (_add_plot, _run_plot),

@@ -6,8 +6,8 @@ and a 95% interval wherever two numbers are compared.
 
 Intervals of a mean are Student-t intervals over the seeds (exact for normal draws, conservative enough for
 3–10 seeds); with one value the std is 0 and the interval is [mean, mean] — one seed says nothing about
-spread, and reports mark such rows ``n = 1``. Bootstrap intervals over prompts live with the experiments that
-have prompts.
+spread, and reports mark such rows ``n = 1``. Experiments with prompts (the completion task) use
+:func:`bootstrap`: a percentile bootstrap over prompts and seeds together.
 """
 from __future__ import annotations
 
@@ -58,3 +58,29 @@ def difference(a: Sequence[float], b: Sequence[float], paired: bool = True) -> d
     lo, hi = out["ci95"]
     out["distinguishable"] = out["n"] > 1 and (lo > 0 or hi < 0)
     return out
+
+
+def bootstrap(stat, groups, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """Percentile bootstrap of ``stat`` over prompts and seeds together (seeded numpy; same seed, same interval).
+
+    ``groups``: arrays (seeds_i, prompts), all on the same prompts (column j is prompt j in every group).
+    Each replicate draws one set of prompt indices shared by every group (the prompts are paired) and, per
+    group, its own seed indices (programming/sampling seeds are not paired across groups: different weights
+    get unrelated noise draws). ``stat(*arrays)`` maps the resampled groups to a number.
+    Returns {"mean": stat on the data, "ci95": [lo, hi], "n_prompts", "n_seeds": [...], "n_boot"}.
+    """
+    import numpy as np
+
+    arrays = [np.atleast_2d(np.asarray(g, dtype=float)) for g in groups]
+    n_p = arrays[0].shape[1]
+    if any(a.shape[1] != n_p for a in arrays):
+        raise ValueError(f"bootstrap: groups disagree on the number of prompts: {[a.shape for a in arrays]}")
+    rng = np.random.default_rng(seed)
+    reps = np.empty(n_boot)
+    for r in range(n_boot):
+        cols = rng.integers(0, n_p, n_p)
+        reps[r] = stat(*[a[rng.integers(0, a.shape[0], a.shape[0])][:, cols] for a in arrays])
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.nanquantile(reps, [alpha, 1.0 - alpha])
+    return {"mean": float(stat(*arrays)), "ci95": [float(lo), float(hi)], "n_prompts": n_p,
+            "n_seeds": [a.shape[0] for a in arrays], "n_boot": n_boot}

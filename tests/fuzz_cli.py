@@ -230,11 +230,13 @@ def estimate_case(draw):
 @st.composite
 def eval_case(draw):
     files: dict = {}
-    argv = [draw(st.sampled_from(["eval", "generate"])), "--model",
+    argv = [draw(st.sampled_from(["eval", "generate", "complete"])), "--model",
             draw(st.sampled_from(["shakespeare-mdlm", "shakespeare-ar", "nope", "x" * 300, "m.safetensors"])),
             *draw(card_args(files))]
-    flags = (("--drift-time", "--seeds", "--max-chars", "--samples") if argv[0] == "eval" else
-             ("--drift-time", "--steps", "--seq-len", "--block-len", "--temperature", "--top-k", "--seed"))
+    flags = {"eval": ("--drift-time", "--seeds", "--max-chars", "--samples"),
+             "generate": ("--drift-time", "--steps", "--seq-len", "--block-len", "--temperature", "--top-k", "--seed"),
+             "complete": ("--drift-time", "--seeds", "--n-new", "--prompts", "--prompt-len", "--steps", "--eta",
+                          "--inject-pct", "--sampler", "--loss")}[argv[0]]
     for flag in flags:
         if draw(st.integers(0, 2)) == 0:
             argv += [flag, draw(cli_numbers)]

@@ -182,3 +182,45 @@ def test_cli_eval_warns_on_a_wire_dominated_card(models, capsys):
     assert len(lines) == 1 and lines[0].startswith("warning: ecram is wire-dominated") and "0.37" in lines[0]
     assert main(argv[:5] + ["--set", "wire=none"] + argv[5:]) == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("kind", ["mdlm", "ar"])
+def test_completion_prices_exactly_what_ran(models, kind, monkeypatch):
+    """Completion (sampling + the continuation's log-loss): what is priced is what the model ran."""
+    spec = ex.Experiment(model=models[kind], card="pcm-ibm", overrides={"wire": None}, seeds=(1,),
+                         complete=ex.Complete(n_new=8, n_prompts=5, prompt_len=8, steps=8, batch_size=7,
+                                              inject_pct=25, sampler="ancestral", judge=models["ar"]))
+    res, counts = _counted_run(spec, 1, monkeypatch)
+    cost = res["cost"]["complete"]
+    priced = {k: v * cost["batch"] for k, v in cost["counts"].items()}
+    assert res["metrics"]["nfe"] == counts["calls"]
+    assert priced["token_forwards"] == pytest.approx(counts["positions"])
+    assert priced["head_evals"] == pytest.approx(counts["heads"])
+    assert cost["generated_tokens"] * cost["batch"] == pytest.approx(2 * 5 * 8)  # written + scored characters
+    if kind == "mdlm":  # left-to-right log-loss: one row of prompt + continuation per scored character
+        assert counts["positions"] >= 5 * 8 * 16
+    assert res["per_prompt"]["repaired"] == [0.0] * 5  # neither AR nor the ancestral sampler revises
+    assert len(res["per_prompt"]["loss_bits_per_char"]) == 5
+
+
+def test_completion_bad_fields_one_line(models):
+    with pytest.raises(ConfigError, match="^sampler: must be one of"):
+        ex.Complete(sampler="nope")
+    with pytest.raises(ConfigError, match="^inject_pct:"):
+        ex.Complete(inject_pct=101)
+    with pytest.raises(ConfigError, match="^n_new: prompt_len \\+ n_new"):
+        ex.check(ex.Experiment(model=models["mdlm"], card="ideal", complete=ex.Complete(n_new=60, prompt_len=8,
+                                                                                         judge=models["ar"])))
+
+
+def test_cli_complete_json(models):
+    argv = ["complete", "--model", models["mdlm"], "--hardware", "pcm-ibm", "--set", "wire=none", "--seeds", "2",
+            "--n-new", "8", "--prompts", "4", "--prompt-len", "8", "--sampler", "remdm", "--inject-pct", "25",
+            "--judge", models["ar"], "--json"]
+    text = _cli_json(argv)
+    out = json.loads(text)
+    assert out["seeds_run"] == [0, 1]
+    assert set(out["bootstrap"]) == {"char_accuracy", "judge_bits_per_char", "repaired", "loss_bits_per_char"}
+    for b in out["bootstrap"].values():
+        assert b["n_prompts"] == 4 and b["n_seeds"] == [2] and b["ci95"][0] <= b["mean"] <= b["ci95"][1]
+    assert _cli_json(argv) == text  # same seeds, same bytes

@@ -19,7 +19,11 @@ For each programming seed (one seed = one chip programmed once):
 
    - :class:`Score`: bits/char (AR exact; MDLM the NELBO bound) and token accuracy on the test plays;
    - :class:`Generate`: passages from the sampler, judged by the digital AR twin (generative perplexity,
-     character entropy).
+     character entropy);
+   - :class:`Complete`: conditional completion of held-out prompts (:mod:`analogdiff.lm.completion`):
+     character accuracy against the true continuation, the digital AR judge's bits/char of the written text,
+     the true continuation's log-loss (AR exact; MDLM left-to-right any-order NLL or NELBO), the fraction of
+     injected errors the sampler revised; per-prompt values are kept (``per_prompt``) for the bootstrap.
 3. price: ``estimate(shape, card, decode=trace, stats=stats)`` — the energy and latency of exactly that
    run, per scored character (``Score``) or per generated character (``Generate``).
 
@@ -97,6 +101,56 @@ class Generate:
 
 
 @dataclass(frozen=True)
+class Complete:
+    """Continue ``n_prompts`` held-out prompts of ``prompt_len`` characters by ``n_new`` characters (see
+    :mod:`analogdiff.lm.completion`). MDLM: ``steps`` denoising steps (None: ``n_new``) with ``sampler``
+    (``eta``: ReMDM's re-masking cap); ``inject_pct``: corrupt that percentage of the ``n_new`` characters
+    midway; ``loss``: the MDLM's log-loss of the true continuation, "l2r" (exact left-to-right any-order) or
+    "nelbo" (``t_samples`` times), None to skip (AR: always exact unless None). ``judge``: the digital AR
+    model that scores the written text (None: no judging)."""
+
+    n_new: int = 32
+    n_prompts: int = 32
+    prompt_len: int = 32
+    steps: int | None = None
+    sampler: str = "ancestral"
+    eta: float = 0.0
+    temperature: float = 1.0
+    inject_pct: float = 0.0
+    loss: str | None = "l2r"
+    t_samples: int = 4
+    batch_size: int = 64
+    eval_seed: int = 0
+    split: str = "test"
+    judge: str | None = "shakespeare-ar"
+
+    def __post_init__(self):
+        from analogdiff.lm.completion import LOSSES
+        from analogdiff.lm.sampling import SAMPLERS
+
+        L = checks.BUDGET_BOUNDS["gen_len"][1]
+        checks.integer("n_new", self.n_new, 1, L)
+        checks.integer("n_prompts", self.n_prompts, 1, 100_000)
+        checks.integer("prompt_len", self.prompt_len, 1, L)
+        if self.steps is not None:
+            checks.integer("steps", self.steps, 1, L)
+        if self.sampler not in SAMPLERS:
+            checks.fail("sampler", f"must be one of {', '.join(SAMPLERS)}, got {checks.short(self.sampler)}")
+        checks.number("eta", self.eta, 0.0, 1.0)
+        checks.number("temperature", self.temperature, 0.0, 100.0)
+        checks.number("inject_pct", self.inject_pct, 0.0, 100.0)
+        loss = None if checks.is_none(self.loss) else self.loss
+        if loss is not None and loss not in LOSSES:
+            checks.fail("loss", f"must be one of {', '.join(LOSSES)} or none, got {checks.short(self.loss)}")
+        object.__setattr__(self, "loss", loss)
+        checks.integer("t_samples", self.t_samples, *checks.BUDGET_BOUNDS["t_samples"])
+        checks.integer("batch_size", self.batch_size, *checks.BUDGET_BOUNDS["batch_size"])
+        checks.seed("eval_seed", self.eval_seed)
+        if self.split not in ("validation", "test"):
+            checks.fail("split", f"must be 'validation' or 'test', got {checks.short(self.split)}")
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A model on a card at a drift time, over programming seeds, doing ``score`` and/or ``generate``.
 
@@ -111,13 +165,15 @@ class Experiment:
     seeds: tuple = (0,)
     score: Score | None = None
     generate: Generate | None = None
+    complete: Complete | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "drift_time_s", checks.drift_time_s("drift_time_s", self.drift_time_s))
         object.__setattr__(self, "seeds", tuple(checks.seeds("seeds", list(self.seeds))))
         object.__setattr__(self, "overrides", checks.overrides("overrides", self.overrides))
-        if self.score is None and self.generate is None:
-            checks.fail("experiment", "give a task: score=Score(...) and/or generate=Generate(...)")
+        if self.score is None and self.generate is None and self.complete is None:
+            checks.fail("experiment", "give a task: score=Score(...), generate=Generate(...) and/or "
+                                      "complete=Complete(...)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -226,6 +282,33 @@ def _generate(runner, lm, task: Generate, on_step: Callable | None) -> tuple[dic
     return out, info["trace"], [lm.vocab.decode(row) for row in ids]
 
 
+def _complete(runner, lm, task: Complete, seed: int | None) -> tuple[dict, dict, Any]:
+    """(metric means, per-prompt lists, trace) of the completion task on ``runner``."""
+    import math
+
+    from analogdiff.lm.completion import complete, continuation_nll, judge_nll, prompt_windows
+    from analogdiff.trace import Trace
+
+    trace = Trace()
+    windows = prompt_windows(lm.vocab, task.split, task.n_prompts, task.prompt_len, task.n_new)  # (B, P+N)
+    sample_seed = task.eval_seed * 1_000_003 + (0 if seed is None else seed)
+    ids, info = complete(runner, windows, task.n_new, task.steps, task.sampler, task.eta, task.temperature,
+                         sample_seed, task.inject_pct, trace)
+    bits = 1.0 / (task.n_new * math.log(2.0))  # nats per continuation → bits per character
+    per = {"char_accuracy": (ids == windows[:, -task.n_new:]).double().mean(dim=1).tolist()}
+    if task.judge is not None:
+        per["judge_bits_per_char"] = (judge_nll(model(task.judge), windows, ids, task.batch_size) * bits).tolist()
+    if task.inject_pct > 0:
+        per["repaired"] = info["repaired"].tolist()
+    if task.loss is not None:
+        nll = continuation_nll(runner, windows, task.n_new, task.loss, task.t_samples, task.eval_seed,
+                               task.batch_size, trace)
+        per["loss_bits_per_char"] = (nll * bits).tolist()
+    means = {k: math.fsum(v) / len(v) for k, v in per.items() if not any(math.isnan(x) for x in v)}
+    means["nfe"] = float(trace.denoiser_calls)
+    return means, per, trace
+
+
 def _price(lm, hw, trace, stats) -> dict:
     """The cost of the run ``trace`` recorded, with its activation statistics (analog cards)."""
     from analogdiff.energy import estimate
@@ -270,6 +353,17 @@ def check(spec: Experiment) -> None:
     if spec.score is not None and spec.score.eval_chars < C + 1:
         checks.fail("eval_chars", f"must be at least context_len + 1 = {C + 1} characters (one window), "
                                   f"got {spec.score.eval_chars}")
+    c = spec.complete
+    if c is not None:
+        if c.prompt_len + c.n_new > C:
+            checks.fail("n_new", f"prompt_len + n_new = {c.prompt_len + c.n_new} exceeds the model's context_len {C}")
+        if lm.kind == "mdlm" and c.steps is not None and c.steps > c.prompt_len + c.n_new:
+            checks.fail("steps", f"must be at most prompt_len + n_new = {c.prompt_len + c.n_new}, got {c.steps}")
+        if c.judge is not None:
+            _check_judge(c.judge, lm, spec.model, c.prompt_len + c.n_new)
+        from analogdiff.lm.completion import prompt_windows
+
+        prompt_windows(lm.vocab, c.split, c.n_prompts, c.prompt_len, c.n_new)
     g = spec.generate
     if g is None:
         return
@@ -286,13 +380,17 @@ def check(spec: Experiment) -> None:
         if not n_blocks <= g.steps <= L:
             checks.fail("steps", f"must be between the number of blocks ({n_blocks}) and seq_len ({L}), got {g.steps}")
     if g.judge is not None:
-        judge = model(g.judge)
-        if judge.kind != "ar":
-            checks.fail("judge", f"{g.judge} is not an autoregressive model")
-        if _vocab_id(judge.vocab) != _vocab_id(lm.vocab):
-            checks.fail("judge", f"{g.judge} has another vocabulary than {spec.model}")
-        if judge.shape.context_len < L:
-            checks.fail("judge", f"{g.judge}'s context ({judge.shape.context_len}) is shorter than seq_len {L}")
+        _check_judge(g.judge, lm, spec.model, L)
+
+
+def _check_judge(ref: str, lm, model_ref: str, L: int) -> None:
+    judge = model(ref)
+    if judge.kind != "ar":
+        checks.fail("judge", f"{ref} is not an autoregressive model")
+    if _vocab_id(judge.vocab) != _vocab_id(lm.vocab):
+        checks.fail("judge", f"{ref} has another vocabulary than {model_ref}")
+    if judge.shape.context_len < L:
+        checks.fail("judge", f"{ref}'s context ({judge.shape.context_len}) is shorter than seq_len {L}")
 
 
 # --------------------------------------------------------------------------- running
@@ -302,7 +400,8 @@ def run_seed(spec: Experiment, seed: int | None, on_step: Callable | None = None
     """One programming seed of ``spec`` (None: a card without noise, programmed with seed 0).
 
     Returns ``{"seed", "metrics": {...}, "cost": {"score": CostReport dict, "generate": ...},
-    "stats": {"score": {...}, "generate": {...}} (analog cards), "texts": [...] (generate)}``.
+    "stats": {"score": {...}, "generate": {...}} (analog cards), "texts": [...] (generate),
+    "per_prompt": {metric: [one value per prompt]} (complete)}``.
     """
     from analogdiff.crossbar.layers import collect_stats, reset_stats
     from analogdiff.trace import Trace
@@ -312,7 +411,7 @@ def run_seed(spec: Experiment, seed: int | None, on_step: Callable | None = None
     analog = hw.kind == "analog"
     runner = program(spec.model, hw, 0 if seed is None else seed, spec.drift_time_s) if analog else lm
     out: dict[str, Any] = {"seed": seed, "metrics": {}, "cost": {}, "stats": {}}
-    tasks = [("score", spec.score), ("generate", spec.generate)]
+    tasks = [("score", spec.score), ("generate", spec.generate), ("complete", spec.complete)]
     for name, task in tasks:
         if task is None:
             continue
@@ -321,6 +420,9 @@ def run_seed(spec: Experiment, seed: int | None, on_step: Callable | None = None
         if name == "score":
             trace = Trace()
             out["metrics"].update(_score(runner, lm, task, trace))
+        elif name == "complete":
+            metrics, out["per_prompt"], trace = _complete(runner, lm, task, seed)
+            out["metrics"].update(metrics)
         else:
             metrics, trace, texts = _generate(runner, lm, task, on_step)
             out["metrics"].update(metrics)

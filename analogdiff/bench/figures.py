@@ -246,6 +246,12 @@ def suite_figures(rows: Sequence[Mapping], out_dir, token_rate_per_s: float = 10
                           title="Denoising steps (labels) vs AR: sample quality vs energy per token",
                           annotate="steps")
         made.append(out_dir / "steps_vs_energy.png")
+    if any(r.get("kind") == "completion" for r in rows):
+        from .correction import loss_vs_steps
+
+        png = loss_vs_steps(rows, out_dir / "loss_vs_steps", headline_drift_time_s or 86400.0)
+        if png is not None:
+            made.append(png)
     est = [r for r in rows if r.get("kind") == "estimate"]
     if est:
         bars = [{"label": f"{r['shape']} · {r['decode']} · {r['card']}", "breakdown": breakdown_per_token(r)}

@@ -294,6 +294,10 @@ def write_report(suite, rows: Sequence[Mapping], out_dir, meta: Mapping, figures
         lines += _drift_section(acc)
     if gen:
         lines += _steps_section(gen)
+    if any(r.get("kind") == "completion" for r in rows):
+        from .correction import report_section
+
+        lines += report_section(rows, suite.headline_drift_time_s)
     if estr:
         lines += _estimator_section(estr, out_dir)
     if figures:

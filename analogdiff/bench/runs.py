@@ -7,6 +7,9 @@ Dask worker); they read only the unit spec (plain JSON) and return plain dicts.
 ``generation``  one seed of an experiment that generates passages (analog: the programmed model; GPU: the
                 digital model), judged by the digital AR twin, priced from the sampler's own trace and
                 statistics (energy per generated character).
+``completion``  one seed of an experiment that continues held-out prompts (:class:`~analogdiff.bench.experiment.
+                Complete`), priced from that run's own trace; per-prompt values as JSON lists
+                (``per_prompt.<metric>``) for the bootstrap of the correction report.
 ``estimate``    price a named shape's decode schedule on a card (no model run).
 ``estimator``   the estimator suite of published shapes.
 
@@ -38,6 +41,12 @@ def _spec(unit: dict) -> ex.Experiment:
     common = {"model": unit["model"], "card": unit["card_ref"], "overrides": dict(unit.get("overrides") or {}),
               "drift_time_s": unit["drift_time_s"] if unit.get("drift_time_s") is not None else 0.0,
               "seeds": (seed,)}
+    if unit["kind"] == "completion":
+        return ex.Experiment(**common, complete=ex.Complete(
+            n_new=unit["n_new"], n_prompts=unit["n_prompts"], prompt_len=unit["prompt_len"], steps=unit["steps"],
+            sampler=unit["sampler"] if unit["sampler"] != "ar" else "ancestral", eta=unit["eta"],
+            temperature=unit["temperature"], inject_pct=unit["inject_pct"], loss=unit["loss"],
+            eval_seed=unit["eval_seed"], judge=unit["judge"]))
     if unit["kind"] == "accuracy":
         return ex.Experiment(**common, score=ex.Score(eval_chars=unit["eval_chars"], t_samples=unit["t_samples"],
                                                       batch_size=unit["batch_size"], eval_seed=unit["eval_seed"]))
@@ -50,13 +59,17 @@ def _spec(unit: dict) -> ex.Experiment:
 
 def run_experiment_unit(unit: dict) -> list[dict]:
     """The row of an accuracy or generation unit: one seed of its experiment."""
+    import json
+
     spec = _spec(unit)
-    task = "score" if unit["kind"] == "accuracy" else "generate"
+    task = {"accuracy": "score", "generation": "generate", "completion": "complete"}[unit["kind"]]
     res = ex.run_seed(spec, spec.seeds[0])
     row: dict[str, Any] = {k: float(v) for k, v in res["metrics"].items() if isinstance(v, (int, float))}
     row.update(cost_metrics(res["cost"][task]))
     row.update({f"stats.{k}": v for k, v in ex.stats_summary(res["stats"].get(task)).items()})
     row["tokens_priced"] = res["cost"][task]["generated_tokens"]
+    for k, v in res.get("per_prompt", {}).items():
+        row[f"per_prompt.{k}"] = json.dumps([round(x, 6) for x in v])
     return [row]
 
 
@@ -80,7 +93,8 @@ def run_estimator(unit: dict, out_dir: str) -> list[dict]:
     return [flatten(r) for r in rows]
 
 
-RUNNERS = {"accuracy": run_experiment_unit, "generation": run_experiment_unit, "estimate": run_estimate}
+RUNNERS = {"accuracy": run_experiment_unit, "generation": run_experiment_unit, "completion": run_experiment_unit,
+           "estimate": run_estimate}
 
 
 def run_unit(unit: dict) -> list[dict]:

@@ -8,6 +8,10 @@ A suite (``analogdiff/bench/suites/default.toml`` is the annotated example) has 
                 activation statistics;
 ``generation``  models × cards (analog or GPU) × denoising steps: samples judged by the digital AR twin
                 (generative perplexity and entropy) against energy per token;
+``completion``  models × cards × effects × drift times × seeds × samplers × steps × injected errors: held-out
+                prompts continued by each model (:class:`~analogdiff.bench.experiment.Complete`), scored
+                against the true continuation, with per-prompt values for the bootstrap; ``effects``
+                switches the card's effects on one at a time (:mod:`analogdiff.bench.correction`);
 ``estimator``   the estimator suite of published shapes (:mod:`analogdiff.bench.estimator_suite`);
 ``estimate``    energy/latency of named shapes and decodes on cards (the headline's published models).
 
@@ -26,14 +30,16 @@ from typing import Any, Mapping
 from analogdiff import checks
 from analogdiff.checks import ConfigError
 
-KINDS = ("accuracy", "generation", "estimator", "estimate")
-BUILTIN_SUITES = ("default", "quick", "estimator")
+KINDS = ("accuracy", "generation", "completion", "estimator", "estimate")
+BUILTIN_SUITES = ("default", "quick", "correction", "estimator")
 
 _TOP_KEYS = {"name", "description", "token_rate_per_s", "eval_seed", "headline_drift_time_s", "headline_steps",
              "budget", "section"}
 _SECTION_KEYS = {
     "accuracy": {"name", "kind", "models", "cards", "drift_times_s", "seeds", "overrides"},
     "generation": {"name", "kind", "models", "cards", "drift_times_s", "seeds", "steps", "overrides"},
+    "completion": {"name", "kind", "models", "cards", "drift_times_s", "seeds", "overrides", "effects", "n_new",
+                   "n_prompts", "prompt_len", "steps", "samplers", "eta", "inject_pct", "loss", "temperature"},
     "estimator": {"name", "kind", "quick"},
     "estimate": {"name", "kind", "cards", "runs", "overrides"},
 }
@@ -263,6 +269,9 @@ def _validate_section(chk, where, kind, raw, budget, base, models, check_models)
     s["drift_times_s"] = chk.list_(f"{where}.drift_times_s", raw.get("drift_times_s"),
                                    lambda w, v: chk.check(checks.drift_time_s, w, v))
     s["seeds"] = chk.check(checks.seeds, f"{where}.seeds", raw.get("seeds"))
+    if kind == "completion":
+        _validate_completion(chk, where, raw, s, hws, base, models if check_models else None)
+        return s
     if kind == "accuracy":
         gpu = [c for c, k in s["card_kinds"].items() if k != "analog"]
         if gpu:
@@ -279,6 +288,52 @@ def _validate_section(chk, where, kind, raw, budget, base, models, check_models)
             chk.fail(f"{where}.models", "a generation section needs an AR model: it judges the samples "
                                         "(generative perplexity) and is the AR reference")
     return s
+
+
+def _validate_completion(chk, where, raw, s, hws, base, models) -> None:
+    """The completion keys of section ``s`` (models/cards/drift/seeds already checked); each effect's card is
+    loaded once, and one task per model is checked against it (context, judge)."""
+    from .correction import EFFECTS, effect_overrides
+    from .experiment import Complete, Experiment, check, stochastic
+
+    s["effects"] = chk.list_(f"{where}.effects", raw.get("effects", ["all"]), chk.str_)
+    for e in s["effects"]:
+        if e not in EFFECTS:
+            chk.fail(f"{where}.effects", f"{checks.short(e)} is not one of {', '.join(EFFECTS)}")
+    s["effect_cards"] = {}
+    for card, hw in hws.items():
+        for e in s["effects"] if hw.kind == "analog" else ["all"]:
+            ov = {**s["overrides"], **effect_overrides(e, hw)}
+            ehw = _card(chk, f"{where}.effects", s["card_paths"][card], ov, None)
+            s["effect_cards"][f"{card}|{e}"] = {"overrides": ov, "noisy": stochastic(ehw),
+                                                 "drifts": ehw.drift is not None}
+    s["n_new"] = chk.list_(f"{where}.n_new", raw.get("n_new", [32]), chk.int_, lo=1, hi=checks.MAX_SEQ_LEN)
+    s["steps"] = chk.list_(f"{where}.steps", raw.get("steps", [32]), chk.int_, lo=1, hi=checks.MAX_STEPS)
+    s["samplers"] = chk.list_(f"{where}.samplers", raw.get("samplers", ["ancestral"]), chk.str_)
+    s["inject_pct"] = chk.list_(f"{where}.inject_pct", raw.get("inject_pct", [0]),
+                                lambda w, v: chk.check(checks.number, w, v, 0.0, 100.0))
+    s["n_prompts"] = chk.int_(f"{where}.n_prompts", raw.get("n_prompts", 32), 1, 100_000)
+    s["prompt_len"] = chk.int_(f"{where}.prompt_len", raw.get("prompt_len", 32), 1, checks.MAX_SEQ_LEN)
+    s["eta"] = chk.check(checks.number, f"{where}.eta", raw.get("eta", 0.05), 0.0, 1.0)
+    s["temperature"] = chk.check(checks.number, f"{where}.temperature", raw.get("temperature", 1.0), 0.0, 100.0)
+    loss = raw.get("loss", "l2r")
+    s["loss"] = None if checks.is_none(loss) else loss
+    ar = None
+    for ref in s["models"]:
+        if models is not None and s["model_kinds"][ref] == "ar":
+            ar = ar or ref
+    s["judge"] = ar
+    for n in s["n_new"]:
+        for st in s["steps"]:
+            for sm in s["samplers"]:
+                task = chk.check(Complete, n_new=n, n_prompts=s["n_prompts"], prompt_len=s["prompt_len"], steps=st,
+                                 sampler=sm, eta=s["eta"], temperature=s["temperature"], loss=s["loss"], judge=ar)
+                if models is None:
+                    continue
+                for ref in s["models"]:
+                    for card in s["cards"]:
+                        chk.check(check, Experiment(model=ref, card=s["card_paths"][card], overrides=s["overrides"],
+                                                    complete=task))
 
 
 def _validate_estimate_run(chk, where, r) -> dict:
@@ -339,6 +394,8 @@ def expand(suite: Suite, s: dict) -> list[dict]:
                 units.append({**base, "card": card, "card_ref": s["card_paths"][card],
                               "card_kind": s["card_kinds"][card], "overrides": s["overrides"], **r,
                               "where": "local"})
+    elif s["kind"] == "completion":
+        units += _expand_completion(suite, s, base)
     else:
         b = suite.budget
         budget = ({"eval_chars": b["eval_chars"], "t_samples": b["t_samples"], "batch_size": b["batch_size"]}
@@ -365,6 +422,38 @@ def expand(suite: Suite, s: dict) -> list[dict]:
                             units.append(u)
     for u in units:
         u["unit_id"] = spec_id({k: v for k, v in u.items() if k not in ("where", "card_ref")})
+    return units
+
+
+def _expand_completion(suite: Suite, s: dict, base: dict) -> list[dict]:
+    """Units of a completion section: models × cards × effects × drift × seeds × n_new × (MDLM: steps ×
+    samplers) × injected percentages. An effect's card without drift or noise runs once for those."""
+    units = []
+    for model in s["models"]:
+        mkind = s["model_kinds"].get(model)
+        for card in s["cards"]:
+            analog = s["card_kinds"][card] == "analog"
+            for effect in s["effects"] if analog else ["all"]:
+                ec = s["effect_cards"][f"{card}|{effect}"]
+                drifts = s["drift_times_s"] if analog and ec["drifts"] else [None]
+                seeds = s["seeds"] if analog and ec["noisy"] else [None]
+                decodes = ([(None, "ar")] if mkind == "ar" else
+                           [(st, sm) for st in s["steps"] for sm in s["samplers"]])
+                for seed in seeds:
+                    for t in drifts:
+                        for n in s["n_new"]:
+                            for st, sm in decodes:
+                                for k in s["inject_pct"]:
+                                    units.append({**base, "model": model, "model_kind": mkind, "card": card,
+                                                  "card_ref": s["card_paths"][card], "card_kind": s["card_kinds"][card],
+                                                  "effect": effect if analog else "digital",
+                                                  "overrides": ec["overrides"], "drift_time_s": t, "seed": seed,
+                                                  "eval_seed": suite.eval_seed, "n_new": n, "steps": st,
+                                                  "sampler": sm, "eta": s["eta"] if sm == "remdm" else 0.0,
+                                                  "inject_pct": k, "n_prompts": s["n_prompts"],
+                                                  "prompt_len": s["prompt_len"], "loss": s["loss"],
+                                                  "temperature": s["temperature"], "judge": s["judge"],
+                                                  "where": "pool"})
     return units
 
 

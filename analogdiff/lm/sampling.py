@@ -12,6 +12,15 @@ Masked diffusion, ``steps`` denoising steps over the time grid ``t_k = 1 - k/ste
 * ``"remask"`` (LLaDA low-confidence remasking, Nie et al. 2025): every step draws a token for every masked
   position and commits the ``n_k`` most confident ones (probability of the drawn token), the others stay
   masked; ``n_k`` splits the masked count as evenly as possible over the steps.
+* ``"remdm"`` (ReMDM-cap, Wang et al. 2025, arXiv 2503.00307, "Remasking discrete diffusion models with
+  inference-time scaling"): from ``t`` to ``s`` every decoded (non-prompt) token of the block is re-masked
+  with probability ``sigma = min(eta, sigma_max)``, ``sigma_max = min(1, (1 - alpha_s) / alpha_t)``, and each
+  masked position is revealed with probability ``(alpha_s - (1 - sigma) alpha_t) / (1 - alpha_t)``, so the
+  marginal masking schedule is MDLM's; a re-masked token is drawn again later, so decoded tokens can be
+  revised. ``eta = 0`` is the ancestral sampler, draw for draw.
+* ``inject=(k, n)`` (error injection): after step k, ``n`` decoded positions of the block per row are
+  overwritten with a uniformly drawn wrong character; ``info["injected"]`` (B, L) marks them and
+  ``info["injected_ids"]`` holds what was written, so a caller can count which ones the sampler revised.
 * ``block_len`` (semi-autoregressive, LLaDA): the sequence is denoised block by block, left to right, each
   block with its share of the steps (``steps`` split as evenly as possible), with either sampler above;
   positions right of the current block stay masked. Every step feeds the whole sequence.
@@ -32,7 +41,7 @@ from analogdiff.checks import ConfigError
 
 from ..trace import Trace
 
-SAMPLERS = ("ancestral", "remask")
+SAMPLERS = ("ancestral", "remask", "remdm")
 
 
 def _check(name: str, ok: bool, allowed: str, value) -> None:
@@ -57,6 +66,28 @@ def categorical(logits: torch.Tensor, gen: torch.Generator, temperature: float =
     u = torch.rand(logp.shape, generator=gen, dtype=torch.float64).clamp_(min=1e-300)  # (..., V)
     ids = (logp - torch.log(-torch.log(u))).argmax(dim=-1)  # Gumbel-max, (...)
     return ids, logp.gather(-1, ids[..., None]).squeeze(-1).exp()
+
+
+def corrupt(x: torch.Tensor, allowed: torch.Tensor, n: int, gen: torch.Generator, vocab_size: int
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Overwrite ``n`` positions per row of ``x`` (B, L), drawn uniformly among ``allowed`` (B, L), with a
+    uniformly drawn different id in ``[0, vocab_size)``: returns (new x, the corrupted positions (B, L)).
+    A row with fewer than ``n`` allowed positions has all of them corrupted. ``n = 0`` draws nothing."""
+    hit = torch.zeros_like(allowed)
+    if n <= 0:
+        return x, hit
+    u = torch.rand(x.shape, generator=gen, dtype=torch.float64)  # (B, L)
+    order = torch.where(allowed, u, torch.full_like(u, 2.0)).argsort(dim=1)  # allowed positions first, shuffled
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(x.shape[1]).expand_as(order))  # (B, L)
+    hit = allowed & (rank < n)
+    shift = torch.randint(1, vocab_size, x.shape, generator=gen)  # (B, L) in [1, V): never the same id
+    return torch.where(hit, (x + shift) % vocab_size, x), hit
+
+
+def n_ids(vocab) -> int:
+    """The ids that are text (characters or BPE tokens), 0..n-1: the mask id excluded where it is last."""
+    chars = getattr(vocab, "chars", None)
+    return len(chars) if chars is not None else vocab.size
 
 
 def _split_evenly(total: int, parts: int) -> list[int]:
@@ -89,7 +120,8 @@ def _blocks(x: torch.Tensor, mask_id: int, steps: int, block_len: int | None, kv
 def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sampler: str = "ancestral",
                 block_len: int | None = None, temperature: float = 1.0, top_k: int | None = None,
                 on_step: Callable[[int, torch.Tensor], None] | None = None, kv_cache: bool = False,
-                trace: Trace | None = None) -> tuple[torch.Tensor, dict]:
+                trace: Trace | None = None, eta: float = 0.0, inject: tuple[int, int] | None = None
+                ) -> tuple[torch.Tensor, dict]:
     """Denoise ``x`` (B, L) — masked positions hold ``model.mask_id``, others are committed and kept.
 
     Returns (ids (B, L) without masks, info {"nfe": denoiser calls, "steps": steps, "trace": Trace}).
@@ -101,15 +133,22 @@ def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sample
     own positions, which attend bidirectionally to the cached prefix and to the block; a finished block is
     fed once more to write its clean keys and values (not after the last block); positions right of the
     block are not fed. Without ``block_len`` the whole rest after the prefix is one block.
+
+    ``eta`` (``"remdm"``): the cap on the re-masking probability, 0 to 1. ``inject=(k, n)``: corrupt ``n``
+    decoded positions per row of the current block after step k (see the module docstring).
     """
     _check("sampler", sampler in SAMPLERS, f"one of {', '.join(SAMPLERS)}", sampler)
+    _check("eta", isinstance(eta, (int, float)) and 0.0 <= eta <= 1.0, "a number from 0 to 1", eta)
     B, L = x.shape
     mask_id = model.mask_id
     P, blocks = _blocks(x, mask_id, steps, block_len, kv_cache)
     trace = Trace() if trace is None else trace
     calls0 = trace.denoiser_calls
     trace.tokens += int((x == mask_id).sum())
+    prompt = x != mask_id  # (B, L): never re-masked or corrupted
     x = x.clone()
+    injected = torch.zeros_like(prompt)
+    injected_ids = x.clone()
     cache = [] if kv_cache else None
     if kv_cache and P:
         model(x[:, :P], cache=cache, head_last=0, trace=trace)  # prefill the prompt: K/V only
@@ -130,10 +169,16 @@ def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sample
             else:
                 trace.skip()  # input unchanged: the last output is reused
             ids, conf = categorical(logits, gen, temperature, top_k)  # (B, W), (B, W)
-            if sampler == "ancestral":
+            remasked = None
+            if sampler in ("ancestral", "remdm"):
                 t, s = 1.0 - j / block_steps, 1.0 - (j + 1) / block_steps
-                reveal = torch.rand((B, W), generator=gen, dtype=torch.float64) < (t - s) / t  # (B, W)
+                sigma = min(eta, 1.0, s / (1.0 - t)) if sampler == "remdm" and eta > 0 and t < 1.0 else 0.0
+                p_reveal = (t - s) / t if sigma == 0.0 else ((1.0 - s) - (1.0 - sigma) * (1.0 - t)) / t
+                reveal = torch.rand((B, W), generator=gen, dtype=torch.float64) < p_reveal  # (B, W)
                 commit = masked & reveal
+                if sigma > 0.0:
+                    decoded = ~masked & in_block & ~prompt[:, lo:hi]  # (B, W)
+                    remasked = decoded & (torch.rand((B, W), generator=gen, dtype=torch.float64) < sigma)
             else:
                 if remask_counts is None:
                     remask_counts = _split_evenly(n_masked0, block_steps)
@@ -143,17 +188,30 @@ def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sample
                 rank = torch.empty_like(order).scatter_(1, order, torch.arange(W).expand(B, W))  # (B, W)
                 n_commit = masked.sum(dim=1, keepdim=True) - n_left  # (B, 1)
                 commit = masked & (rank < n_commit)
+            new = torch.where(commit, ids, xv)  # (B, W)
+            if remasked is not None and remasked.any():
+                new = torch.where(remasked, torch.full_like(new, mask_id), new)
+                commit = commit | remasked
             if commit.any():
-                x = torch.cat([x[:, :lo], torch.where(commit, ids, xv), x[:, hi:]], dim=1)  # (B, L)
+                x = torch.cat([x[:, :lo], new, x[:, hi:]], dim=1)  # (B, L)
                 logits = None  # input changed: recompute next step
             k += 1
+            if inject is not None and k == inject[0]:
+                allowed = torch.zeros_like(prompt)
+                allowed[:, start:end] = (x[:, start:end] != mask_id) & ~prompt[:, start:end]
+                x, hit = corrupt(x, allowed, inject[1], gen, n_ids(model.vocab))
+                injected |= hit
+                injected_ids = torch.where(hit, x, injected_ids)
+                if hit.any():
+                    logits = None
             if on_step is not None:
                 on_step(k, x)
         if kv_cache and b < len(blocks) - 1:
             model(x[:, start:end], cache=cache, head_last=0, trace=trace)  # write the final block's K/V
     if (x == mask_id).any():  # cannot happen: the last step of each block reveals everything left
         raise RuntimeError("sampler left masked positions")
-    return x, {"nfe": trace.denoiser_calls - calls0, "steps": steps, "trace": trace}
+    return x, {"nfe": trace.denoiser_calls - calls0, "steps": steps, "trace": trace, "injected": injected,
+               "injected_ids": injected_ids}
 
 
 @torch.no_grad()
