@@ -357,6 +357,11 @@ class Digital(_Component):
         "[system]) runs each block's digital work on that block's chips: the estimator uses "
         "throughput_gops × max(1, chips / n_layers).", lo=1e-06, hi=1e+09)
     activation_bits: int = _f("Bits per activation element stored or moved.", 8, lo=1, hi=32)
+    attention_query_tile: int = _f(
+        "Queries served by one read of a key/value row from SRAM (the attention unit's query tile): a pass "
+        "feeding n positions reads each key and value ceil(n / tile) times. Assumption, default 64: the "
+        "query-block size Br of FlashAttention-2 (Dao 2023, arXiv:2307.08691, Br ∈ {64, 128}); 1 = per "
+        "(query, key) pair.", 64, lo=1, hi=1_000_000)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -303,7 +303,15 @@ def layer_arrays(shape: ModelShape, work: Work, stats: Mapping | None = None,
         g_frac=np.array([st.get(ly.kind, nan3)[2] for ly in layers]))
 
 
-def digital_counts(shape: ModelShape, work: Work) -> dict[str, float]:
+def kv_reads(work: Work, query_tile: int) -> float:
+    """Key (and value) rows read per layer per sequence: a read serves a tile of ``query_tile`` queries,
+    so a pass feeding n positions with p (query, key) pairs reads ceil(n / tile) · p / n rows (each query
+    tile reads the keys its queries see; exact for bidirectional passes, the mean for causal ones)."""
+    n = np.maximum(work.positions, 1).astype(np.float64)                    # (F,)
+    return float((work.repeats * np.ceil(n / query_tile) * work.attn_pairs / n).sum())
+
+
+def digital_counts(shape: ModelShape, work: Work, query_tile: int = 1) -> dict[str, float]:
     """Work on the digital units and in SRAM outside the weight MVMs, per sequence (design independent).
 
     Per token-forward and block: two norms over d_model; residual adds 2·d_model; the MLP nonlinearity
@@ -311,8 +319,9 @@ def digital_counts(shape: ModelShape, work: Work) -> dict[str, float]:
     ((n_heads + n_kv_heads)·head_dim); adaLN modulation and gates (6·d_model) when time-conditioned;
     K and V written to SRAM (2·n_kv_heads·head_dim). Per token-forward: the embedding row read from SRAM,
     plus the learned-position add (d_model). Per (query, key) pair and block: 2·n_heads·head_dim MACs
-    (QKᵀ and AV), n_heads softmax elements, K and V read from SRAM (2·n_kv_heads·head_dim, shared by the
-    heads of a group). Per head evaluation: the final norm (d_model) and sampling over the vocabulary.
+    (QKᵀ and AV) and n_heads softmax elements. K and V are read from SRAM (2·n_kv_heads·head_dim per key,
+    shared by the heads of a group) once per tile of ``query_tile`` queries (:func:`kv_reads`; 1 = once
+    per pair). Per head evaluation: the final norm (d_model) and sampling over the vocabulary.
     """
     s, t = shape, work.totals
     d, hd, nl = s.d_model, s.head_dim, s.n_layers
@@ -330,7 +339,7 @@ def digital_counts(shape: ModelShape, work: Work) -> dict[str, float]:
         "elementwise_ops": float(tf) * (nl * tok_elem + pos_elem),
         "sample_elements": float(heads) * s.vocab_size,
         "kv_elements_written": float(tf) * nl * kv_el,
-        "kv_elements_read": float(pairs) * nl * kv_el,
+        "kv_elements_read": kv_reads(work, query_tile) * nl * kv_el,
         "embedding_elements_read": float(tf) * d,
         # time model (ops on the digital units): per position per block, per head position, per pair
         "tok_ops": float(2 * d + tok_elem),
@@ -368,7 +377,7 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
     multi = np.array([s is not None for s in systems])             # without [system]: one chip
     q[:, K.P_DIGITAL_GOPS] *= np.where(multi, system.digital_scale(la, q, shape.n_layers), 1.0)
     acc, t_lat, t_ii = run_layer_kernel(la, q, backend)
-    dc = digital_counts(shape, work)
+    dc = digital_counts(shape, work, query_tile(hw))
     cw = work.compressed()
     phase = (cw.repeats.astype(float), cw.positions * float(batch), cw.head_positions * float(batch),
              cw.attn_pairs * float(batch))
@@ -432,6 +441,17 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
         "breakdown_j": breakdown_j, "counts": counts,
         "tile_utilization": utilization(la, q),
     }
+
+
+def query_tile(hw: Hardware | Sequence[Hardware] | None) -> int:
+    """The cards' ``digital.attention_query_tile`` (one value: the SRAM count is design independent)."""
+    from analogdiff.config import Digital
+
+    cards = [hw] if isinstance(hw, Hardware) else list(hw or [])
+    tiles = {c.digital.attention_query_tile for c in cards if c.digital is not None}
+    if len(tiles) > 1:
+        raise ConfigError(f"digital.attention_query_tile: the cards of one call must share it, got {sorted(tiles)}")
+    return tiles.pop() if tiles else Digital.__dataclass_fields__["attention_query_tile"].default
 
 
 def utilization(la: LayerArrays, q: np.ndarray) -> np.ndarray:

@@ -21,6 +21,16 @@ Conventions (counted exactly, see the tests):
   steps feeding only its ``B`` positions, attending to the cached prefix plus itself; a finished block
   is fed once more to write its clean K/V (not after the last block). ``kv_cache=False`` gives LLaDA's
   original semi-AR sampler: block order, but every step feeds all ``L`` positions.
+* ``cache_mode="prefix"`` (Fast-dLLM's PrefixCache, ``generate_with_prefix_cache``): the first step of each
+  block is a full forward over all ``L`` positions (it rebuilds the cache; no separate prefill or K/V write);
+  each later step feeds the block **and every position right of it**, attending to all ``L`` keys.
+  ``cache_mode="dual"`` (Fast-dLLM's DualCache): the same first step; later steps feed only the block's
+  ``B`` positions, attending to all ``L`` keys (prefix and suffix cached). Logits on every fed position.
+* Parallel (confidence-threshold) decoding, Fast-dLLM style: ``tokens_per_step=m`` instead of ``steps``.
+  A threshold sampler unmasks a variable number of tokens per step; its cost is its forward count, so the
+  schedule takes the measured mean: ``steps = max(n_blocks, round(G / m))`` forwards, split over the blocks
+  as evenly as integers allow (larger first, as the sampler's ``_split_evenly``). A measured per-step record
+  is a :class:`~analogdiff.trace.Trace` (``sample_mdlm(..., threshold=τ)``), priced call by call.
 
 A :class:`~analogdiff.trace.Trace` (what a simulated run did, call by call) becomes the same phases with
 :func:`work_from_trace`: one :class:`Work` per batch width (sequences per call), per sequence, whose phases
@@ -32,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analogdiff.checks import MAX_SEQ_LEN, MAX_STEPS, ConfigError, integer
+from analogdiff.checks import MAX_SEQ_LEN, MAX_STEPS, ConfigError, integer, number
 from analogdiff.trace import Trace
 
 
@@ -42,36 +52,65 @@ def _kv_cache(value) -> bool:
     return bool(value)
 
 
+CACHE_MODES = ("block", "prefix", "dual")
+
+
 @dataclass(frozen=True)
 class Diffusion:
     """Masked-diffusion decoding: ``steps`` denoising passes over ``seq_len`` positions.
 
     ``block_len``: semi-autoregressive blocks of this many generated positions (None = whole sequence).
-    ``prompt_len``: conditioning positions at the start (not generated). ``kv_cache``: reuse the prefix
-    K/V across blocks (only with ``block_len``).
+    ``prompt_len``: conditioning positions at the start (not generated). ``kv_cache``: reuse K/V across
+    blocks (only with ``block_len``); ``cache_mode`` says how: ``"block"`` (BD3-LM: feed the block only,
+    attend the cached prefix), ``"prefix"`` or ``"dual"`` (Fast-dLLM's PrefixCache / DualCache; see the
+    module docstring). ``tokens_per_step``: parallel (confidence-threshold) decoding's measured mean tokens
+    unmasked per step; give it instead of ``steps`` (``steps=None``), which it then determines
+    (``max(n_blocks, round(G / tokens_per_step))``; the blocks may then get unequal step counts).
     """
 
-    steps: int
+    steps: int | None
     seq_len: int
     block_len: int | None = None
     prompt_len: int = 0
     kv_cache: bool = True
+    cache_mode: str = "block"
+    tokens_per_step: float | None = None
 
     def __post_init__(self) -> None:
-        integer("steps", self.steps, 1, MAX_STEPS)
         integer("seq_len", self.seq_len, 1, MAX_SEQ_LEN)
         integer("prompt_len", self.prompt_len, 0, self.seq_len - 1)
         _kv_cache(self.kv_cache)
+        gen = self.seq_len - self.prompt_len
+        n_blocks = 1
         if self.block_len is not None:
-            gen = self.seq_len - self.prompt_len
             integer("block_len", self.block_len, 1, gen)
             if gen % self.block_len:
                 raise ConfigError(f"block_len: {self.block_len} must divide the generated length "
                                   f"seq_len − prompt_len = {gen}")
             n_blocks = gen // self.block_len
-            if self.steps % n_blocks:
-                raise ConfigError(f"steps: {self.steps} must be a multiple of the number of blocks "
-                                  f"({n_blocks} = {gen} / block_len {self.block_len})")
+        if self.cache_mode not in CACHE_MODES:
+            raise ConfigError(f"cache_mode: {self.cache_mode!r} is not one of {', '.join(CACHE_MODES)}")
+        if self.cache_mode != "block" and (self.block_len is None or not self.kv_cache):
+            raise ConfigError(f"cache_mode: {self.cache_mode!r} needs block_len and kv_cache=true")
+        if self.tokens_per_step is not None:
+            m = number("tokens_per_step", self.tokens_per_step, 1.0, float(self.block_len or gen))
+            derived = max(n_blocks, round(gen / m))
+            if self.steps is not None and self.steps != derived:
+                raise ConfigError(f"steps: {self.steps} disagrees with tokens_per_step {m:g} (which gives "
+                                  f"{derived} steps for {gen} generated tokens); give one of the two")
+            object.__setattr__(self, "steps", derived)
+            return
+        if self.steps is None:
+            raise ConfigError("steps: give the number of denoising steps, or tokens_per_step")
+        integer("steps", self.steps, 1, MAX_STEPS)
+        if self.steps % n_blocks:
+            raise ConfigError(f"steps: {self.steps} must be a multiple of the number of blocks "
+                              f"({n_blocks} = {gen} / block_len {self.block_len})")
+
+    def block_steps(self) -> np.ndarray:
+        """Denoising steps of each block (n_blocks,), as even as integers allow, larger first."""
+        n = (self.seq_len - self.prompt_len) // self.block_len if self.block_len else 1
+        return self.steps // n + (np.arange(n) < self.steps % n).astype(np.int64)
 
     @property
     def kind(self) -> str:
@@ -84,7 +123,8 @@ class Diffusion:
 
     def describe(self) -> dict:
         return {"decode": "diffusion", "steps": self.steps, "seq_len": self.seq_len,
-                "block_len": self.block_len, "prompt_len": self.prompt_len, "kv_cache": self.kv_cache}
+                "block_len": self.block_len, "prompt_len": self.prompt_len, "kv_cache": self.kv_cache,
+                "cache_mode": self.cache_mode, "tokens_per_step": self.tokens_per_step}
 
 
 @dataclass(frozen=True)
@@ -201,18 +241,35 @@ def _diffusion_work(d: Diffusion) -> Work:
     G = L - P
     if d.block_len is None or not d.kv_cache:
         return _phases(T, L, L, float(L) * L, L, G, L)
+    if d.cache_mode != "block":
+        return _fast_dllm_work(d)
     B = d.block_len
     n_blocks = G // B
-    t_b = T // n_blocks
+    t_b = d.block_steps().astype(np.float64)                    # (n_blocks,) steps per block
     ctx = P + (np.arange(n_blocks, dtype=np.float64) + 1) * B   # (n_blocks,) cached prefix + this block
     rows = np.empty((n_blocks, 2, 5))   # per block: its denoising steps, then one pass writing its clean K/V
-    rows[:, 0] = np.stack([np.full(n_blocks, float(t_b)), np.full(n_blocks, float(B)), np.full(n_blocks, float(B)),
-                           B * ctx, ctx], axis=1)
+    rows[:, 0] = np.stack([t_b, np.full(n_blocks, float(B)), np.full(n_blocks, float(B)), B * ctx, ctx], axis=1)
     rows[:, 1] = np.stack([np.ones(n_blocks), np.full(n_blocks, float(B)), np.zeros(n_blocks), B * ctx, ctx], axis=1)
     rows = rows.reshape(-1, 5)[:-1]     # no K/V write after the last block
     if P:                               # prompt prefill, bidirectional within the prompt
         rows = np.concatenate([[[1.0, P, 0.0, float(P) * P, P]], rows])
     return _phases(*rows.T, G, L)
+
+
+def _fast_dllm_work(d: Diffusion) -> Work:
+    """Fast-dLLM's PrefixCache / DualCache: per block one full forward (all L positions, logits on all),
+    then ``t_b − 1`` steps feeding the block (+ the suffix with "prefix"), attending to all L keys."""
+    L, P, B = d.seq_len, d.prompt_len, d.block_len
+    n_blocks = (L - P) // B
+    t_b = d.block_steps().astype(np.float64)                     # (n_blocks,)
+    start = P + np.arange(n_blocks, dtype=np.float64) * B        # (n_blocks,) first position of the block
+    fed = L - start if d.cache_mode == "prefix" else np.full(n_blocks, float(B))
+    rows = np.empty((n_blocks, 2, 5))   # per block: the full refresh step, then the cached steps
+    rows[:, 0] = np.stack([np.ones(n_blocks), np.full(n_blocks, float(L)), np.full(n_blocks, float(L)),
+                           np.full(n_blocks, float(L) * L), np.full(n_blocks, float(L))], axis=1)
+    rows[:, 1] = np.stack([t_b - 1.0, fed, fed, fed * L, np.full(n_blocks, float(L))], axis=1)
+    rows = rows.reshape(-1, 5)
+    return _phases(*rows[rows[:, 0] > 0].T, L - P, L)
 
 
 def work_from_trace(trace: Trace) -> list[tuple[int, Work]]:

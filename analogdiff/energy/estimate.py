@@ -212,6 +212,7 @@ def estimate_many(shape: str | Path | ModelShape, hw: str | Path | Hardware | Se
         base, systems = hw, None
     else:
         cards = [load_hardware(h) for h in hw]
+        analog.query_tile(cards)  # one attention query tile for all: raises if the cards differ
         q = analog.design_points(cards, overrides)
         base, systems = (cards[0] if cards else None), [c.system for c in cards]
     if isinstance(decode, Trace):

@@ -315,6 +315,11 @@ def latency_kernel(t_lat_ns, t_ii_ns, per, n_blocks, tok_ops, head_ops, attn_ops
     tok_ops: digital ops per position per block outside attention; head_ops: per head position (final
     norm, sampling); attn_ops_per_pair: per (query, key) pair per layer; reps, positions, head_positions,
     pairs: (F,) phases with batch applied (pairs per pass, all sequences).
+
+    A pass: ``n_blocks · (seg_lat + (n − 1)·seg_ii + attention)`` for the stack, then the LM head. The head
+    has its own tiles (weight-stationary), so its stream of ``h`` rows overlaps the last block's stream of
+    ``n`` rows: it adds its fill ``head_lat`` and only what its stream outlasts the block's,
+    ``max(0, (h − 1)·head_ii − (n − 1)·seg_ii)`` — the two streams take the max of their times, not the sum.
     """
     n_points, n_layers = t_lat_ns.shape
     for p in range(n_points):
@@ -336,7 +341,7 @@ def latency_kernel(t_lat_ns, t_ii_ns, per, n_blocks, tok_ops, head_ops, attn_ops
             n, h = positions[f], head_positions[f]
             t_pass = n_blocks * (seg_lat + (n - 1.0) * seg_ii + attn_ops_per_pair * pairs[f] / ops_per_ns)
             if h > 0.0:
-                t_pass += head_lat + (h - 1.0) * head_ii
+                t_pass += head_lat + max(0.0, (h - 1.0) * head_ii - (n - 1.0) * seg_ii)
             total += reps[f] * (t_pass + cond_lat)
         out_ns[p] = total
 
@@ -354,5 +359,6 @@ def latency_kernel_np(t_lat_ns, t_ii_ns, per, n_blocks, tok_ops, head_ops, attn_
     cond_lat = t_lat_ns[:, cond].sum(axis=1, keepdims=True)
     n, h = positions[None, :], head_positions[None, :]                  # (1, F)
     t_pass = n_blocks * (seg_lat + (n - 1.0) * seg_ii + attn_ops_per_pair * pairs[None, :] / ops_per_ns)
-    t_pass = t_pass + np.where(h > 0.0, head_lat + (h - 1.0) * head_ii, 0.0)
+    head_tail = np.maximum(0.0, (h - 1.0) * head_ii - (n - 1.0) * seg_ii)   # head stream past the block's
+    t_pass = t_pass + np.where(h > 0.0, head_lat + head_tail, 0.0)
     return (reps[None, :] * (t_pass + cond_lat)).sum(axis=1)
