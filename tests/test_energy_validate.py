@@ -22,7 +22,8 @@ def test_every_gpu_validation_row_is_within_tolerance(rows):
     val = [r for r in rows if r["role"] == "validation" and r["card"] in ("h100-sxm", "a100-sxm")]
     assert val
     for r in val:
-        assert 1 / 1.3 <= r["ratio"] <= 1.3, r
+        assert r["tolerance"] == (1.5 if r["metric"].startswith("speed-up") else 1.3)  # issue 11: dLLM speed-ups 1.5×
+        assert 1 / r["tolerance"] <= r["ratio"] <= r["tolerance"], r
         assert r["passed"] is True and r["estimate"] == pytest.approx(r["ratio"] * r["published"])
     # ML.ENERGY's H100 J/token at three or more batch sizes the card was not fitted to
     held_out = {r["metric"] for r in val if r["card"] == "h100-sxm" and r["metric"].startswith("J/token")}

@@ -271,3 +271,55 @@ def _drift_label(t) -> str:
             n = round(t / v)
             return s if n == 1 else f"{n}×{s}"
     return f"{t:g} s"
+
+
+def regime_map_figure(result: Mapping, stem, batches: Sequence[int] = (1, 256)):
+    """The regime map (``bench.regimes.regime_map``): J/token (top row) and tokens/s (bottom row) against
+    steps per generated token, one column per card; one color per diffusion schedule, AR as a horizontal
+    line (black); one line style per batch; crossovers (diffusion = AR) marked ×."""
+    from .regimes import crossover, schedule_label
+
+    cards = list(dict.fromkeys(r["card"] for r in result["ar"]))
+    if not cards:
+        raise ConfigError("regime map: no card was priced; nothing to plot")
+    batches = [b for b in batches if b in result["meta"]["batches"]]
+    schedules = [tuple(b) for b in result["meta"]["blocks"]]
+    colors = _colors([schedule_label(*s) for s in schedules])
+    styles = dict(zip(batches, ("-", "--", ":", "-.")))
+    fig = _new_figure(3.0 * len(cards) + 1.0, 6.4)
+    axes = fig.subplots(2, len(cards), squeeze=False)
+    ar = {(r["card"], r["batch"]): r for r in result["ar"]}
+    metrics = (("energy_per_token_j", "J per generated token"), ("tokens_per_s", "generated tokens/s"))
+    for j, card in enumerate(cards):
+        for i, (key, label) in enumerate(metrics):
+            ax = axes[i][j]
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            for b in batches:
+                if (card, b) not in ar:
+                    continue
+                y_ar = ar[(card, b)][key]
+                ax.axhline(y_ar, color="black", ls=styles[b], lw=1.0, label=f"AR, batch {b}" if (i, j) == (0, 0) else None)
+                for s in schedules:
+                    pts = sorted((p["steps_per_token"], p[key]) for p in result["points"]
+                                 if p["card"] == card and p["batch"] == b and (p["block_len"], p["cache"]) == s)
+                    if not pts:
+                        continue
+                    xs, ys = zip(*pts)
+                    name = schedule_label(*s)
+                    ax.plot(xs, ys, color=colors[name], ls=styles[b], lw=1.4, marker=".",
+                            label=f"{name}, batch {b}" if (i, j) == (0, 0) else None)
+                    x_c = crossover(xs, ys, y_ar)
+                    if x_c is not None:
+                        ax.plot([x_c], [y_ar], "x", color=colors[name], ms=9, mew=2)
+            ax.set_title(card if i == 0 else "")
+            ax.set_xlabel("steps per generated token" if i == 1 else "")
+            if j == 0:
+                ax.set_ylabel(label)
+            ax.grid(True, which="both", alpha=0.25)
+    m = result["meta"]
+    fig.suptitle(f"Diffusion vs AR regimes: {m['shape']}, prompt {m['prompt_len']}, {m['gen_len']} generated "
+                 f"(× = crossover; AR black)")
+    fig.legend(loc="outside right center", fontsize=7)
+    save(fig, stem)
+    return fig

@@ -257,7 +257,72 @@ def figures() -> list[Figure]:
                             V2.format(gpu, seqs), f"ML.ENERGY v2, {gpu}, bs{seqs}", "context", PROMPT_LEN_V2, A100_40GB if a100 else None,
                             V2_NOTE if a100 else "context only: the v2 stack, beside its A100 rows"))
     out.append(_fast_dllm_step())
+    out.extend(fast_dllm_speedups())
     return analog_figures() + out
+
+
+FAST_DLLM_PROMPT_LEN_5SHOT = 640
+"""GSM8K 5-shot prompt of Fast-dLLM's Table 1 runs, in tokens: an assumption (5/8 of the 8-shot assumption,
+rounded). The prefix-cache speed-up grows with it: at gen 256, 400 / 640 / 900 prompt tokens give 3.3× / 4.2× /
+5.2× on the a100-sxm card against the published 3.2×."""
+FAST_DLLM_SRC = ("Wu et al. 2025 (Fast-dLLM), arXiv:2505.22618, NVlabs/Fast-dLLM@24cc59e7 paper/fast_dllm.pdf {}; "
+                 "settings llada/eval_gsm8k.sh: LLaDA-8B-Instruct, block 32, threshold 0.9, batch 1, A100 80GB")
+# (label: cache, par(allel), dual(cache), prompt, gen, cache_mode or None, tokens per step or None, published speed-up, where, tokens/step source)
+FAST_DLLM_ROWS = (
+    ("cache", FAST_DLLM_PROMPT_LEN_5SHOT, 256, "prefix", None, 3.2, "Table 1, GSM8K 5-shot, gen 256", ""),
+    ("cache", FAST_DLLM_PROMPT_LEN_5SHOT, 512, "prefix", None, 3.3, "Table 1, GSM8K 5-shot, gen 512", ""),
+    ("par", FAST_DLLM_PROMPT_LEN_5SHOT, 256, None, 3.25, 2.5, "Table 1, GSM8K 5-shot, gen 256",
+     "3.25 tokens/step, Fig. 1b"),
+    ("cache+par", FAST_DLLM_PROMPT_LEN_5SHOT, 256, "prefix", 3.01, 8.1, "Table 1, GSM8K 5-shot, gen 256",
+     "3.01 tokens/step, Fig. 1b"),
+    ("par", FAST_DLLM_PROMPT_LEN, 1024, None, 1024 / 100, 13.3, "Tables 3-4, GSM8K 8-shot, gen 1024",
+     "~100 steps, Fig. 1c"),
+    ("cache+par", FAST_DLLM_PROMPT_LEN, 1024, "prefix", 1024 / 140, 18.6, "Tables 3-4, GSM8K 8-shot, gen 1024",
+     "~140 steps, Fig. 1c"),
+    ("dual+par", FAST_DLLM_PROMPT_LEN, 1024, "dual", 1024 / 140, 27.6,
+     "Tables 3-4, GSM8K 8-shot, gen 1024", "~140 steps, Fig. 1c"),
+)
+
+
+def fast_dllm_decode(prompt_len: int, gen_len: int, cache_mode: str | None, tokens_per_step: float | None):
+    """The Diffusion schedule of one Fast-dLLM column (block 32): ``cache_mode`` None = no cache (every step
+    feeds the whole sequence), ``tokens_per_step`` None = one token per step (steps = gen length)."""
+    from analogdiff.energy import Diffusion
+
+    return Diffusion(steps=None if tokens_per_step else gen_len, seq_len=prompt_len + gen_len,
+                     prompt_len=prompt_len, block_len=32, kv_cache=cache_mode is not None,
+                     cache_mode=cache_mode or "block", tokens_per_step=tokens_per_step)
+
+
+def dllm_speedup(hw: Hardware, shape: str, prompt_len: int, gen_len: int, cache_mode: str | None,
+                 tokens_per_step: float | None) -> float:
+    """Latency of LLaDA's baseline sampler (1 token/step, no cache) over that of the given column, batch 1."""
+    from analogdiff.energy import estimate
+
+    def latency(cm, m):
+        return estimate(shape, hw, fast_dllm_decode(prompt_len, gen_len, cm, m)).latency_per_sequence_s
+    return latency(None, None) / latency(cache_mode, tokens_per_step)
+
+
+def fast_dllm_speedups() -> list[Figure]:
+    """Fast-dLLM's speed-ups over the LLaDA baseline: validation rows on the a100-sxm card (the paper's
+    GPU), the same ratios on h100-sxm as context. Tokens per step are the paper's own measured means (its
+    figures), not fitted; the published speed-ups are throughput ratios (tokens to <eos> per second), the
+    estimate a latency ratio for the same generated length."""
+    out = []
+    for card, role in (("a100-sxm", "validation"), ("h100-sxm", "context")):
+        for label, P, G, cm, m, published, where, m_src in FAST_DLLM_ROWS:
+            d = fast_dllm_decode(P, G, cm, m)
+            note = (f"prompt {P} tokens assumed" + (f"; {m_src}" if m_src else "")
+                    + ("" if role == "validation" else "; context only: the paper measured an A100"))
+            out.append(Figure(
+                card=card, metric=f"speed-up {label} {G}", published=published, unit="x",
+                source=FAST_DLLM_SRC.format(where), ref=f"{where} (Fast-dLLM)", role=role, tolerance=1.5,
+                call=(f"dllm_speedup('{card}', 'llada-8b', {P}, {G}, {cm!r}, {m!r})  # "
+                      f"baseline / {d.describe()}"), note=note,
+                estimator=functools.partial(dllm_speedup, shape="llada-8b", prompt_len=P, gen_len=G,
+                                            cache_mode=cm, tokens_per_step=m)))
+    return out
 
 
 def _card(name: str, card_dir: str | Path | None, overrides: Mapping | None = None) -> Hardware:
