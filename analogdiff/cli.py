@@ -146,6 +146,11 @@ def _add_estimate(sub) -> None:
                    help="prompt positions (default 0)")
     p.add_argument("--no-kv-cache", action="store_true",
                    help="AR: recompute the context every step; diffusion blocks: no prefix KV reuse")
+    p.add_argument("--cache-mode", choices=["block", "prefix", "dual"], default="block",
+                   help="diffusion blocks with the cache: block (BD3-LM, default), prefix or dual (Fast-dLLM)")
+    p.add_argument("--tokens-per-step", type=checks.arg_number(1.0, float(checks.MAX_SEQ_LEN)), default=None,
+                   metavar="M", help="parallel (confidence-threshold) decoding: mean tokens unmasked per step, "
+                                     "instead of --steps (diffusion only)")
     p.add_argument("--batch", type=checks.arg_int(1, checks.MAX_BATCH), default=1, metavar="B",
                    help="sequences decoded together (default 1)")
     p.add_argument("--dtype", choices=["bf16", "fp8"], default=None, help="GPU datatype (GPU cards only)")
@@ -164,14 +169,18 @@ def _run_estimate(args) -> int:
     shape = load_shape(args.model)
     seq_len = args.seq_len if args.seq_len is not None else min(1024, shape.context_len)
     if args.decode == "ar":
-        for flag, value in (("--steps", args.steps), ("--block-len", args.block_len)):
+        for flag, value in (("--steps", args.steps), ("--block-len", args.block_len),
+                            ("--tokens-per-step", args.tokens_per_step),
+                            ("--cache-mode", None if args.cache_mode == "block" else args.cache_mode)):
             if value is not None:
                 raise ConfigError(f"{flag}: applies to --decode diffusion only")
         decode = Autoregressive(seq_len=seq_len, kv_cache=not args.no_kv_cache, prompt_len=args.prompt_len)
     else:
-        steps = args.steps if args.steps is not None else max(seq_len - args.prompt_len, 1)
+        steps = args.steps if args.steps is not None or args.tokens_per_step is not None \
+            else max(seq_len - args.prompt_len, 1)
         decode = Diffusion(steps=steps, seq_len=seq_len, block_len=args.block_len, prompt_len=args.prompt_len,
-                           kv_cache=not args.no_kv_cache)
+                           kv_cache=not args.no_kv_cache, cache_mode=args.cache_mode,
+                           tokens_per_step=args.tokens_per_step)
     report = estimate(shape, hw, decode=decode, batch=args.batch)
     _warn_wires(hw)
     if args.json:

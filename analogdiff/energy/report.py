@@ -58,6 +58,10 @@ class CostReport:
             sched = f"diffusion, {d['steps']} steps over {d['seq_len']} positions"
             if d.get("block_len"):
                 sched += f", blocks of {d['block_len']}" + ("" if d.get("kv_cache") else " (no KV reuse)")
+                if d.get("kv_cache") and d.get("cache_mode", "block") != "block":
+                    sched += f" (Fast-dLLM {'PrefixCache' if d['cache_mode'] == 'prefix' else 'DualCache'})"
+            if d.get("tokens_per_step") is not None:
+                sched += f", parallel decoding at {d['tokens_per_step']:g} tokens/step"
         else:
             sched = f"autoregressive, {d['seq_len']} tokens" + ("" if d.get("kv_cache") else " (no KV cache)")
         if d.get("prompt_len"):
