@@ -341,7 +341,8 @@ def _add_generate(sub) -> None:
     p.add_argument("--drift-time", type=_DRIFT_TIME, default=0.0, metavar="S", help="seconds since programming")
     p.add_argument("--steps", type=_STEPS, default=64, metavar="T", help="denoising steps (MDLM; default 64)")
     p.add_argument("--seq-len", type=_SEQ_LEN, default=None, metavar="L", help="characters (default: the context)")
-    p.add_argument("--sampler", choices=["ancestral", "remask"], default="ancestral", help="MDLM sampler")
+    p.add_argument("--sampler", choices=["ancestral", "remask", "threshold"], default="ancestral",
+                   help="MDLM sampler (threshold: Fast-dLLM confidence-threshold parallel decoding at 0.9)")
     p.add_argument("--block-len", type=_SEQ_LEN, default=None, metavar="B", help="semi-autoregressive blocks (MDLM)")
     p.add_argument("--kv-cache", action="store_true",
                    help="with --block-len: reuse the finished blocks' K/V (prefix cache) instead of re-feeding them")

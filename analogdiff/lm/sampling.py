@@ -21,6 +21,12 @@ Masked diffusion, ``steps`` denoising steps over the time grid ``t_k = 1 - k/ste
 * ``inject=(k, n)`` (error injection): after step k, ``n`` decoded positions of the block per row are
   overwritten with a uniformly drawn wrong character; ``info["injected"]`` (B, L) marks them and
   ``info["injected_ids"]`` holds what was written, so a caller can count which ones the sampler revised.
+* ``"threshold"`` (confidence-threshold parallel decoding, Fast-dLLM, Wu et al. 2025): every step draws a
+  token for every masked position of the block and commits those whose probability under the denoiser
+  reaches ``threshold`` (default 0.9, Fast-dLLM's), and at least the most confident one, so a step unmasks a
+  variable number of tokens; a block runs until it is unmasked, at most its share of ``steps`` (its last
+  allowed step commits what is left). ``info["steps"]`` is the number of steps taken; the Trace records the
+  calls, so tokens per step is measured, not assumed.
 * ``block_len`` (semi-autoregressive, LLaDA): the sequence is denoised block by block, left to right, each
   block with its share of the steps (``steps`` split as evenly as possible), with either sampler above;
   positions right of the current block stay masked. Every step feeds the whole sequence.
@@ -41,7 +47,7 @@ from analogdiff.checks import ConfigError
 
 from ..trace import Trace
 
-SAMPLERS = ("ancestral", "remask", "remdm")
+SAMPLERS = ("ancestral", "remask", "remdm", "threshold")
 
 
 def _check(name: str, ok: bool, allowed: str, value) -> None:
@@ -95,6 +101,15 @@ def _split_evenly(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
+def _confident(masked: torch.Tensor, logits: torch.Tensor, ids: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Positions to commit (B, W): masked ones whose drawn id has probability >= ``threshold`` under the
+    denoiser (softmax of ``logits`` (B, W, V)), plus the most probable masked position of every row."""
+    prob = torch.softmax(logits.double(), dim=-1).gather(-1, ids[..., None]).squeeze(-1)  # (B, W)
+    score = torch.where(masked, prob, torch.full_like(prob, -1.0))  # (B, W)
+    best = torch.zeros_like(masked).scatter_(1, score.argmax(dim=1, keepdim=True), True)  # (B, W)
+    return masked & ((prob >= threshold) | best)
+
+
 def _blocks(x: torch.Tensor, mask_id: int, steps: int, block_len: int | None, kv_cache: bool
             ) -> tuple[int, list[tuple[int, int, int]]]:
     """(prefix length P, blocks [(start, end, steps)]) of the semi-AR schedule; checks ``steps``/``block_len``.
@@ -120,11 +135,11 @@ def _blocks(x: torch.Tensor, mask_id: int, steps: int, block_len: int | None, kv
 def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sampler: str = "ancestral",
                 block_len: int | None = None, temperature: float = 1.0, top_k: int | None = None,
                 on_step: Callable[[int, torch.Tensor], None] | None = None, kv_cache: bool = False,
-                trace: Trace | None = None, eta: float = 0.0, inject: tuple[int, int] | None = None
-                ) -> tuple[torch.Tensor, dict]:
+                trace: Trace | None = None, eta: float = 0.0, inject: tuple[int, int] | None = None,
+                threshold: float = 0.9) -> tuple[torch.Tensor, dict]:
     """Denoise ``x`` (B, L) — masked positions hold ``model.mask_id``, others are committed and kept.
 
-    Returns (ids (B, L) without masks, info {"nfe": denoiser calls, "steps": steps, "trace": Trace}).
+    Returns (ids (B, L) without masks, info {"nfe": denoiser calls, "steps": steps taken, "trace": Trace}).
     ``on_step(k, x)`` is called with the state after each step k = 1..steps. ``trace``: record into this
     Trace (a new one by default); its ``tokens`` grow by the number of masked positions.
 
@@ -139,6 +154,8 @@ def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sample
     """
     _check("sampler", sampler in SAMPLERS, f"one of {', '.join(SAMPLERS)}", sampler)
     _check("eta", isinstance(eta, (int, float)) and 0.0 <= eta <= 1.0, "a number from 0 to 1", eta)
+    _check("threshold", isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+           and 0.0 < threshold <= 1.0, "a number in (0, 1]", threshold)
     B, L = x.shape
     mask_id = model.mask_id
     P, blocks = _blocks(x, mask_id, steps, block_len, kv_cache)
@@ -163,6 +180,8 @@ def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sample
         for j in range(block_steps):
             xv = x[:, lo:hi]  # (B, W)
             masked = (xv == mask_id) & in_block  # (B, W)
+            if sampler == "threshold" and not masked.any():
+                break  # the block is unmasked: threshold decoding stops early
             if logits is None:
                 logits = model(xv, cache=cache, write_cache=False, trace=trace) if kv_cache else \
                     model(xv, trace=trace)  # (B, W, V)
@@ -170,7 +189,9 @@ def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sample
                 trace.skip()  # input unchanged: the last output is reused
             ids, conf = categorical(logits, gen, temperature, top_k)  # (B, W), (B, W)
             remasked = None
-            if sampler in ("ancestral", "remdm"):
+            if sampler == "threshold":
+                commit = masked if j == block_steps - 1 else _confident(masked, logits, ids, threshold)
+            elif sampler in ("ancestral", "remdm"):
                 t, s = 1.0 - j / block_steps, 1.0 - (j + 1) / block_steps
                 sigma = min(eta, 1.0, s / (1.0 - t)) if sampler == "remdm" and eta > 0 and t < 1.0 else 0.0
                 p_reveal = (t - s) / t if sigma == 0.0 else ((1.0 - s) - (1.0 - sigma) * (1.0 - t)) / t
@@ -210,7 +231,7 @@ def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sample
             model(x[:, start:end], cache=cache, head_last=0, trace=trace)  # write the final block's K/V
     if (x == mask_id).any():  # cannot happen: the last step of each block reveals everything left
         raise RuntimeError("sampler left masked positions")
-    return x, {"nfe": trace.denoiser_calls - calls0, "steps": steps, "trace": trace, "injected": injected,
+    return x, {"nfe": trace.denoiser_calls - calls0, "steps": k, "trace": trace, "injected": injected,
                "injected_ids": injected_ids}
 
 
@@ -247,10 +268,11 @@ def sample_ar(model, context: torch.Tensor, n_new: int, gen: torch.Generator, te
 def generate_ids(model, n_samples: int = 1, steps: int = 64, seed: int = 0, seq_len: int | None = None,
                  sampler: str = "ancestral", block_len: int | None = None, temperature: float = 1.0,
                  top_k: int | None = None, prompt: str | None = None,
-                 on_step: Callable[[int, torch.Tensor], None] | None = None, kv_cache: bool | None = None
-                 ) -> tuple[torch.Tensor, dict]:
+                 on_step: Callable[[int, torch.Tensor], None] | None = None, kv_cache: bool | None = None,
+                 threshold: float = 0.9) -> tuple[torch.Tensor, dict]:
     """``n_samples`` sequences of ``seq_len`` ids (prompt included): (n_samples, seq_len), plus info
-    {"nfe": model calls, "steps": steps (None for AR), "trace": the run's Trace (tokens = generated ones)}.
+    {"nfe": model calls, "steps": steps taken (None for AR), "trace": the run's Trace (tokens = generated ones)}.
+    ``threshold``: the confidence threshold of ``sampler="threshold"`` (see ``sample_mdlm``).
 
     ``kv_cache``: MDLM — prefix KV cache for block diffusion (default off, see ``sample_mdlm``); AR — None
     uses the cache whenever the sequence fits the context, True/False force it on/off.
@@ -278,7 +300,8 @@ def generate_ids(model, n_samples: int = 1, steps: int = 64, seed: int = 0, seq_
             return ids, {"nfe": trace.denoiser_calls, "steps": None, "trace": trace}
         x = torch.full((n_samples, seq_len), model.mask_id, dtype=torch.long)  # (B, L)
         x[:, :prompt_ids.numel()] = prompt_ids
-        return sample_mdlm(model, x, steps, gen, sampler, block_len, temperature, top_k, on_step, bool(kv_cache))
+        return sample_mdlm(model, x, steps, gen, sampler, block_len, temperature, top_k, on_step, bool(kv_cache),
+                           threshold=threshold)
     finally:
         model.train(was_training)
 
