@@ -136,16 +136,32 @@ def assumptions() -> list[str]:
         "τ = 0.9 gives ≈ 3 tokens/step on GSM8K); its cost is its forward count, uniform over blocks. "
         "Accuracy at each point is not priced here: fewer steps per token costs quality.",
         "Prefix cache: BD3-LM-style blocks feeding only the block, attending to the cached prefix; a finished "
-        "block is fed once more to write its K/V. No cache: LLaDA's semi-AR sampler, every step feeds all "
-        "positions. Whole sequence: MDLM, every step feeds all positions.",
+        "block is fed once more to write its K/V. DualCache (Fast-dLLM): per block one full pass, then passes "
+        "feeding only the block against all cached keys. No cache: every step feeds all positions — MDLM over "
+        "the whole sequence and LLaDA's semi-AR sampler at any block length cost the same.",
         "Analog cards: weight-stationary; attention, norms and sampling on the card's digital units at "
         "digital.throughput_gops (an assumption on most cards: it sets their latency); K/V read from SRAM "
         "once per query tile (digital.attention_query_tile); the LM head overlaps the last block's stream.",
-        "GPUs: the calibrated roofline in time and energy (h100-sxm fitted to ML.ENERGY; a100-sxm from its "
-        "datasheet with the H100's energy terms), bf16, no kernel fusion across layers.",
+        "GPUs: the roofline in time and energy with the board power limit (h100-sxm fitted to ML.ENERGY; "
+        "a100-sxm: datasheet peaks, serving-stack values carried over from h100-sxm, nothing fitted on an "
+        "A100), bf16; the Fast-dLLM speed-ups of validate-cards check its diffusion schedules.",
         "Crossover: the steps per generated token where diffusion's J/token (or time per token) equals AR's "
         "on the same card and batch, by log–log interpolation; diffusion wins below it.",
     ]
+
+
+def best_points(result: dict) -> dict[str, tuple[dict, dict]]:
+    """Per card: the diffusion point with the lowest J/token relative to AR at its batch, and the one with
+    the highest tokens/s relative to AR (each a point of ``result["points"]`` with ``ratio`` added)."""
+    ar = {(r["card"], r["batch"]): r for r in result["ar"]}
+    out = {}
+    for card in dict.fromkeys(p["card"] for p in result["points"]):
+        pts = [p for p in result["points"] if p["card"] == card]
+        e = min(pts, key=lambda p: p["energy_per_token_j"] / ar[(card, p["batch"])]["energy_per_token_j"])
+        t = max(pts, key=lambda p: p["tokens_per_s"] / ar[(card, p["batch"])]["tokens_per_s"])
+        out[card] = ({**e, "ratio": e["energy_per_token_j"] / ar[(card, e["batch"])]["energy_per_token_j"]},
+                     {**t, "ratio": t["tokens_per_s"] / ar[(card, t["batch"])]["tokens_per_s"]})
+    return out
 
 
 def _fmt_x(x: float | None, wins: str) -> str:
@@ -185,7 +201,7 @@ def format_regime_table(result: dict) -> str:
             + (f"  {sys_}" if sys_ else ""))
     lines += ["", "Crossovers: steps per generated token where diffusion's J/token | time per token equals AR's "
               "(diffusion wins below it; 'diff' / 'AR': that side wins over the whole grid)", ""]
-    head = f"{'card':<13} {'diffusion schedule':<34}" + "".join(f" {'batch ' + str(b):>13}" for b in batches)
+    head = f"{'card':<13} {'diffusion schedule':<34}" + "".join(f" {'batch ' + str(b):>15}" for b in batches)
     lines += [head, "-" * len(head)]
     rows: dict[tuple, dict[int, dict]] = {}
     for c in result["crossovers"]:
@@ -196,7 +212,14 @@ def format_regime_table(result: dict) -> str:
             c = by_batch.get(b)
             cells.append(f"{_fmt_x(c['energy_crossover'], c['energy_wins'])} | "
                          f"{_fmt_x(c['speed_crossover'], c['speed_wins'])}" if c else "—")
-        lines.append(f"{card:<13} {schedule_label(block_len, cache):<34}" + "".join(f" {x:>13}" for x in cells))
+        lines.append(f"{card:<13} {schedule_label(block_len, cache):<34}" + "".join(f" {x:>15}" for x in cells))
+    lines += ["", "Best diffusion point per card (over schedules, steps per token and batches; ratio to AR at the "
+              "same batch):"]
+    for card, (e, t) in best_points(result).items():
+        lines.append(f"{card:<13} J/token {e['ratio']:.3g}× AR's ({schedule_label(e['block_len'], e['cache'])}, "
+                     f"{e['steps_per_token']:.3g} steps/token, batch {e['batch']}); tokens/s {t['ratio']:.3g}× AR's "
+                     f"({schedule_label(t['block_len'], t['cache'])}, {t['steps_per_token']:.3g} steps/token, "
+                     f"batch {t['batch']})")
     skipped: dict[tuple[str, str], list[int]] = {}
     for s in result["skipped"]:
         skipped.setdefault((s["card"], s["reason"]), []).append(s["batch"])
