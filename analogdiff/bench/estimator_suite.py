@@ -5,8 +5,9 @@ analog cards and a GPU — with the published anchors beside our numbers.
 
 Each row is one (shape, card, decode) estimate: AR with KV cache, and full-sequence diffusion with
 steps ∈ {64, 256, seq_len}, all at seq_len 1024 (every published context holds it), batch 1, no prompt.
-Beside them, the regime map (``bench.regimes``): AR vs diffusion over steps per token, block length, cache
-and batch on every card, with the crossovers (``regimes.json``, ``regimes_table.txt``, ``regime_map.png``).
+Beside them (full suite only, not ``quick``), the regime map (``bench.regimes``): AR vs diffusion over steps
+per token, block length, cache and batch on every card, with the crossovers (``regimes.json``,
+``regimes_table.txt``, ``regime_map.png``).
 """
 from __future__ import annotations
 
@@ -113,16 +114,18 @@ def run_estimator_suite(out_dir, quick: bool = False, progress: bool = True, plo
     _write_csv(out_dir / "estimator.csv", [_flat(r) for r in rows])
     _write_csv(out_dir / "anchors.csv", anc)
     (out_dir / "estimator_table.txt").write_text(format_table(rows) + "\n\n" + format_anchors(anc) + "\n")
-    regimes = regime_map(quick=quick, progress=progress)
-    (out_dir / "regimes.json").write_text(json.dumps(regimes, indent=1, default=float) + "\n")
-    (out_dir / "regimes_table.txt").write_text(format_regime_table(regimes) + "\n")
+    regimes = None if quick else regime_map(progress=progress)   # the quick suite stays a smoke run
+    if regimes is not None:
+        (out_dir / "regimes.json").write_text(json.dumps(regimes, indent=1, default=float) + "\n")
+        (out_dir / "regimes_table.txt").write_text(format_regime_table(regimes) + "\n")
     if plots:
         from .figures import regime_map_figure
         from .plots import plot_energy_breakdown, plot_energy_vs_steps
 
         plot_energy_breakdown(rows, out_dir / "estimator_breakdown.png")
         plot_energy_vs_steps(rows, out_dir / "estimator_energy_vs_steps.png")
-        regime_map_figure(regimes, out_dir / "regime_map")
+        if regimes is not None:
+            regime_map_figure(regimes, out_dir / "regime_map")
     return rows
 
 
@@ -133,11 +136,13 @@ def run_estimator_bench(args) -> int:
     print(format_table(rows))
     print()
     print(format_anchors(json.loads((out / "estimator.json").read_text())["anchors"]))
-    print()
-    print(format_regime_table(json.loads((out / "regimes.json").read_text())))
+    regimes = (out / "regimes.json") if not args.quick else None
+    if regimes is not None:
+        print()
+        print(format_regime_table(json.loads(regimes.read_text())))
     print(f"\nwritten: {out / 'estimator.json'}, estimator.csv, anchors.csv, estimator_table.txt, "
-          f"estimator_breakdown.png, estimator_energy_vs_steps.png, regimes.json, regimes_table.txt, "
-          f"regime_map.png, regime_map.svg")
+          f"estimator_breakdown.png, estimator_energy_vs_steps.png"
+          + (", regimes.json, regimes_table.txt, regime_map.png, regime_map.svg" if regimes else ""))
     return 0
 
 
