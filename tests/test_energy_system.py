@@ -90,9 +90,10 @@ def test_kv_cache_and_embeddings_spill_to_dram_by_hand(tmp_path):
     assert (big.breakdown_j["sram"] - small.breakdown_j["sram"]) * 1e12 == pytest.approx(bits * 0.01, rel=1e-12)
     # DRAM time: the spilled bits over 2 chips × 100 Gbit/s, not overlapped
     assert (small.latency_per_sequence_s - big.latency_per_sequence_s) * 1e9 == pytest.approx(bits / 200, rel=1e-9)
-    # no SRAM: every KV write (4 × 2 passes × 16 = 128) and read (32 pairs × 16 = 512) and embedding read (64)
+    # no SRAM: every KV write (4 × 2 passes × 16 = 128) and read (once per query tile of 64 ≥ the 4 queries:
+    # 2 passes × 4 keys × 16 = 128) and embedding read (64)
     none = estimate(TINY, card(tmp_path, 5, sram_mb=0.0), decode=DECODE)
-    assert none.breakdown_j["dram"] * 1e12 == pytest.approx((128 + 512 + 64) * 8 * 4.0, rel=1e-12)
+    assert none.breakdown_j["dram"] * 1e12 == pytest.approx((128 + 128 + 64) * 8 * 4.0, rel=1e-12)
 
 
 def test_one_chip_has_no_link_traffic_and_matches_a_card_without_system(tmp_path):

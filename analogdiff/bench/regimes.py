@@ -141,7 +141,9 @@ def assumptions() -> list[str]:
         "the whole sequence and LLaDA's semi-AR sampler at any block length cost the same.",
         "Analog cards: weight-stationary; attention, norms and sampling on the card's digital units at "
         "digital.throughput_gops (an assumption on most cards: it sets their latency); K/V read from SRAM "
-        "once per query tile (digital.attention_query_tile); the LM head overlaps the last block's stream.",
+        "once per query tile (digital.attention_query_tile); the LM head overlaps the last block's stream; "
+        "whole-system terms (chips, static power × run time, chip-to-chip links, KV spill to DRAM) as the "
+        "card's [system] table prices them — chips, area and static power are printed beside each card.",
         "GPUs: the roofline in time and energy with the board power limit (h100-sxm fitted to ML.ENERGY; "
         "a100-sxm: datasheet peaks, serving-stack values carried over from h100-sxm, nothing fitted on an "
         "A100), bf16; the Fast-dLLM speed-ups of validate-cards check its diffusion schedules.",
