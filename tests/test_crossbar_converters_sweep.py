@@ -35,8 +35,9 @@ SWEEPS = {
     "adc.bits": ([8, 6, 4], (UP, DOWN, DOWN)),
     # per-vector auto-ranging resolves finer; idealized, not priced (energy/converters.py)
     "adc.output_range": (["calibrated", "dynamic"], (DOWN, SAME, SAME)),
-    # time-sharing an ADC changes when columns convert, not how many or how
-    "adc.cols_per_adc": ([1, 128, 256], (SAME, SAME, UP)),
+    # time-sharing an ADC changes when columns convert, not how many or how: the conversions cost the same,
+    # but the longer MVM keeps the chips' SRAM leaking for longer (energy/system.py: static = power × time)
+    "adc.cols_per_adc": ([1, 128, 256], (SAME, UP, UP)),
     "adc.noise_lsb": ([0.0, 2.0], (UP, SAME, SAME)),
     "adc.s_curve": ([None, 1.0], (UP, SAME, SAME)),
     # Gaussian inputs: clipping the top 1 % costs more than the finer step gains
