@@ -129,7 +129,12 @@ def _validate(args) -> Shape:
 def _validate_hwa(args) -> None:
     """--init/--hwa and their options (one-line ConfigErrors)."""
     if args.init is not None:
-        checks.text("--init", args.init, checks.MAX_PATH_CHARS)
+        from .checkpoint import read_json, resolve
+
+        path = resolve(checks.text("--init", args.init, checks.MAX_PATH_CHARS)).with_suffix(".json")
+        kind = read_json(path).get("kind")
+        if kind != args.model:
+            raise ConfigError(f"--init: {checks.short(args.init)} is a {kind!r} model, --model is {args.model}")
     args.hwa_clip_sigma = checks.number("--hwa-clip-sigma", args.hwa_clip_sigma, 0.0, 100.0)
     args.hwa_t_min_s = checks.drift_time_s("--hwa-t-min-s", args.hwa_t_min_s)
     args.hwa_t_max_s = checks.drift_time_s("--hwa-t-max-s", args.hwa_t_max_s)
