@@ -131,8 +131,11 @@ def _validate_hwa(args) -> None:
     if args.init is not None:
         from .checkpoint import read_json, resolve
 
-        path = resolve(checks.text("--init", args.init, checks.MAX_PATH_CHARS)).with_suffix(".json")
-        kind = read_json(path).get("kind")
+        try:
+            path = resolve(checks.text("--init", args.init, checks.MAX_PATH_CHARS)).with_suffix(".json")
+            kind = read_json(path).get("kind")
+        except ConfigError as e:
+            raise ConfigError(f"--init: {e}") from None
         if kind != args.model:
             raise ConfigError(f"--init: {checks.short(args.init)} is a {kind!r} model, --model is {args.model}")
     args.hwa_clip_sigma = checks.number("--hwa-clip-sigma", args.hwa_clip_sigma, 0.0, 100.0)
@@ -149,7 +152,11 @@ def _validate_hwa(args) -> None:
     from ..config import load_hardware
     from ..crossbar.hwa import check_card
 
-    check_card(load_hardware(args.hwa))
+    try:
+        hw = load_hardware(args.hwa)
+    except ConfigError as e:
+        raise ConfigError(f"--hwa: {e}") from None
+    check_card(hw)
 
 
 def _initial_model(args) -> CharLM:
