@@ -49,7 +49,7 @@ def _save(doc: dict, path: Path) -> None:
 def run(args) -> None:
     from analogdiff.bench.experiment import Experiment, Score, run_seed
 
-    path = Path(args.results)
+    path = Path(args.results[0])
     doc = _load(path)
     budget = {"eval_chars": args.eval_chars, "t_samples": args.t_samples, "eval_seed": 0, "split": "test",
               "mask_rates": [0.5]}
@@ -57,8 +57,9 @@ def run(args) -> None:
         sys.exit(f"{path}: holds results of another budget {doc['budget']}; use another --results")
     doc["budget"] = budget
     score = Score(eval_chars=args.eval_chars, t_samples=args.t_samples, mask_rates=(0.5,))
-    cells = [(m, DIGITAL, None, None) for m in args.models]
-    cells += [(m, c, t, s) for c in args.cards for m in args.models for s in range(args.seeds)
+    cells = [] if args.no_digital else [(m, DIGITAL, None, None) for m in args.models]
+    seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
+    cells += [(m, c, t, s) for c in args.cards for m in args.models for s in seeds
               for t in (DAY_S, YEAR_S)]  # seed-major within a model: one programming serves both times
     for model, card, t_s, seed in cells:
         key = _cell_key(model, card, t_s, seed)
@@ -82,8 +83,14 @@ def _fmt(s: dict, digits: int = 3) -> str:
 def report(args) -> dict:
     from analogdiff.stats import summary
 
-    doc = _load(Path(args.results))
-    cells = doc["cells"]
+    cells, budgets = {}, []
+    for f in args.results:  # one file per worker: merged
+        part = _load(Path(f))
+        budgets.append(part["budget"])
+        cells.update(part["cells"])
+    if any(b != budgets[0] for b in budgets):
+        sys.exit(f"report: the results files hold different budgets: {budgets}")
+    doc = {"budget": budgets[0], "cells": cells}
 
     def bpc(model, card, t_s, seed):
         cell = cells.get(_cell_key(model, card, t_s, seed))
@@ -134,9 +141,13 @@ def main() -> None:
                                                    "shakespeare-ar-hwa"])
     p.add_argument("--cards", nargs="+", default=["pcm-ibm", "pcm-hermes"])
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seed-list", type=int, nargs="+", default=None,
+                   help="run: only these programming seeds (workers may split the seeds)")
     p.add_argument("--eval-chars", type=int, default=4096)
     p.add_argument("--t-samples", type=int, default=1)
-    p.add_argument("--results", default="docs/results/hwa/recovery.json")
+    p.add_argument("--results", nargs="+", default=["docs/results/hwa/recovery.json"],
+                   help="run: the one file to append to; report: every file to merge (workers may split the cells)")
+    p.add_argument("--no-digital", action="store_true", help="run: skip the digital cells (another worker runs them)")
     p.add_argument("--table", default=None, help="report: also write the table (Markdown) here")
     args = p.parse_args()
     if args.what == "run":

@@ -67,18 +67,23 @@ def _saved_step(out) -> int:
         return 0
 
 
-def test_sigkill_and_rerun_gives_the_uninterrupted_weights(tmp_path):
-    """MDLM (its masking noise has an RNG state of its own), a state saved after every step; the victim (a
-    process of its own) is killed once it has saved a step, while ``STEPS`` are far from done."""
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    victim = subprocess.Popen(_command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _kill_after_first_save(command: list[str], out) -> int:
+    """Start ``command`` (a process of its own), SIGKILL it once it has saved a step; the saved step."""
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300  # guards a hang only
-    while _saved_step(killed) < 1:
+    while _saved_step(out) < 1:
         assert victim.poll() is None and time.monotonic() < deadline, "the victim ended before it was killed"
         time.sleep(0.002)
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL
-    at = _saved_step(killed)
+    return _saved_step(out)
+
+
+def test_sigkill_and_rerun_gives_the_uninterrupted_weights(tmp_path):
+    """MDLM (its masking noise has an RNG state of its own), a state saved after every step; the victim (a
+    process of its own) is killed once it has saved a step, while ``STEPS`` are far from done."""
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    at = _kill_after_first_save(_command(killed), killed)
     assert 1 <= at < STEPS and not (killed / "shakespeare-mdlm.safetensors").exists()
 
     rerun = subprocess.Popen(_command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -146,14 +151,7 @@ def test_hwa_sigkill_and_rerun_gives_the_uninterrupted_weights(tmp_path):
         return [sys.executable, "-m", "analogdiff", "train", *map(str, args)]
 
     full, killed = tmp_path / "full", tmp_path / "killed"
-    victim = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300  # guards a hang only
-    while _saved_step(killed) < 1:
-        assert victim.poll() is None and time.monotonic() < deadline, "the victim ended before it was killed"
-        time.sleep(0.002)
-    victim.send_signal(signal.SIGKILL)
-    assert victim.wait() == -signal.SIGKILL
-    at = _saved_step(killed)
+    at = _kill_after_first_save(command(killed), killed)
     assert 1 <= at < steps
     rerun = subprocess.run(command(killed), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
