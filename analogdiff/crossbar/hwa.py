@@ -31,9 +31,11 @@ What one training forward of an ``HwaLinear`` does (in ``train()`` mode; in ``ev
   with the tile's calibrated full scale (``converters.adc_quantize``, with the card's input noise and
   S-curve); straight-through as the DAC.
 * **IR drop** — optional (``ir_drop=True``): ``Tile`` folds ``wires.effective_conductance`` into the
-  programmed tiles. Measured at about 0.3 s of one core per 256×512-device tile, i.e. ~10 s per step for
-  the shipped 4-layer models against ~2 s for the rest of a step, so the shipped HWA models train without
-  it (``analogdiff train --hwa`` leaves it off unless ``--hwa-ir-drop``).
+  programmed tiles at every step. That solve takes ~0.15 s of one core per 256×256-pair tile and ~0.3 s per
+  256×512 (its docstring, ``benchmarks/bench_irdrop.py``); the shipped models have 41 tiles, so ~10 s of one
+  core per step, against 5.3 s measured for a whole HWA step without it (batch 32; 1.8 s for a digital
+  step). The shipped HWA models train without it (``analogdiff train --hwa`` leaves it off unless
+  ``--hwa-ir-drop``); evaluation still applies it.
 
 Weight clipping (``clip_weights_``): after every optimizer step each output channel (a crossbar column,
 mapped per column by its max |w|) is clipped to ±sigma times its standard deviation — aihwkit's

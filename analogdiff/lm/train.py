@@ -77,7 +77,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     a("--hwa-t-min-s", type=float, default=1.0, help="--hwa: drift times are drawn log-uniform from here ...")
     a("--hwa-t-max-s", type=float, default=365 * 86400.0, help="--hwa: ... to here (seconds after programming)")
     a("--hwa-ir-drop", action="store_true", help="--hwa: IR drop through the wires' effective conductance "
-                                                 "(~5x slower per step)")
+                                                 "(~10 s of one core more per step for the shipped models)")
     return parser
 
 
