@@ -141,7 +141,7 @@ def main() -> None:
                                                    "shakespeare-ar-hwa"])
     p.add_argument("--cards", nargs="+", default=["pcm-ibm", "pcm-hermes"])
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--seed-list", type=int, nargs="+", default=None,
+    p.add_argument("--seed-list", type=int, nargs="*", default=None,
                    help="run: only these programming seeds (workers may split the seeds)")
     p.add_argument("--eval-chars", type=int, default=4096)
     p.add_argument("--t-samples", type=int, default=1)
