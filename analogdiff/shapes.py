@@ -242,7 +242,7 @@ _PUBLISHED: dict[str, dict[str, Any]] = {
         "false, mlp_bias false; transformers modeling_llama.py: LlamaRMSNorm weight only)"),
 }
 
-SHIPPED = ("shakespeare-mdlm", "shakespeare-ar")
+SHIPPED = ("shakespeare-mdlm", "shakespeare-ar", "shakespeare-mdlm-hwa", "shakespeare-ar-hwa")
 _FIELDS = {f.name for f in dataclasses.fields(ModelShape)}
 _REQUIRED = [f.name for f in dataclasses.fields(ModelShape) if f.default is dataclasses.MISSING]
 

@@ -62,7 +62,7 @@ STUBS = (  # (module, name): the first step of real work of each command; every 
     ("analogdiff.bench.experiment", "run"),            # eval/generate (after experiment.check)
     ("analogdiff.bench.suite", "run_suite"),           # bench
     ("analogdiff.bench.tune", "_run_study"),           # tune (after the --out lock)
-    ("analogdiff.lm.train", "CharLM"),                 # train (after --out is created)
+    ("analogdiff.lm.train", "_initial_model"),         # train (after --out is created)
     ("analogdiff.bench.figures", "suite_figures"),     # plot --results
     ("analogdiff.bench.tune", "write_study_outputs"),  # plot --study
 )
@@ -342,6 +342,14 @@ def train_case(draw):
         argv += [flag, draw(st.one_of(cli_numbers, st.integers(1, 64).map(str)))]
     if draw(st.booleans()):
         argv += ["--name", draw(st.one_of(words, st.text(max_size=12)))]
+    if draw(st.integers(0, 2)) == 0:
+        argv += ["--init", draw(st.one_of(st.sampled_from(["shakespeare-ar", "shakespeare-mdlm", "x" * 5000]),
+                                          words))]
+    if draw(st.integers(0, 2)) == 0:
+        argv += ["--hwa", draw(st.one_of(st.sampled_from(["pcm-ibm", "ideal", "h100-sxm", "rram-wan2022"]), words))]
+    for flag in draw(st.lists(st.sampled_from(("--hwa-clip-sigma", "--hwa-t-min-s", "--hwa-t-max-s")), max_size=2,
+                              unique=True)):
+        argv += [flag, draw(cli_numbers)]
     if draw(st.integers(0, 5)) == 0:
         argv[argv.index("--out") + 1] = draw(st.sampled_from(["/dev/null/x", "file", "x" * 5000]))
         files["file"] = b"x"

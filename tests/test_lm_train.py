@@ -67,18 +67,23 @@ def _saved_step(out) -> int:
         return 0
 
 
-def test_sigkill_and_rerun_gives_the_uninterrupted_weights(tmp_path):
-    """MDLM (its masking noise has an RNG state of its own), a state saved after every step; the victim (a
-    process of its own) is killed once it has saved a step, while ``STEPS`` are far from done."""
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    victim = subprocess.Popen(_command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _kill_after_first_save(command: list[str], out) -> int:
+    """Start ``command`` (a process of its own), SIGKILL it once it has saved a step; the saved step."""
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300  # guards a hang only
-    while _saved_step(killed) < 1:
+    while _saved_step(out) < 1:
         assert victim.poll() is None and time.monotonic() < deadline, "the victim ended before it was killed"
         time.sleep(0.002)
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL
-    at = _saved_step(killed)
+    return _saved_step(out)
+
+
+def test_sigkill_and_rerun_gives_the_uninterrupted_weights(tmp_path):
+    """MDLM (its masking noise has an RNG state of its own), a state saved after every step; the victim (a
+    process of its own) is killed once it has saved a step, while ``STEPS`` are far from done."""
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    at = _kill_after_first_save(_command(killed), killed)
     assert 1 <= at < STEPS and not (killed / "shakespeare-mdlm.safetensors").exists()
 
     rerun = subprocess.Popen(_command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -97,3 +102,67 @@ def test_sigkill_and_rerun_gives_the_uninterrupted_weights(tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert a.card["metrics"]["bits_per_char"] == b.card["metrics"]["bits_per_char"]
     assert b.card["training"]["steps"] == STEPS and math.isfinite(b.card["metrics"]["bits_per_char"]["test"])
+
+
+def _tiny_init(tmp_path, kind: str, seed: int = 11):
+    """A tiny untrained model saved as a checkpoint, to start --init/--hwa runs from."""
+    from analogdiff.lm.checkpoint import save_model
+    from analogdiff.lm.model import char_shape
+
+    shape = char_shape(name="tiny", n_layers=1, d_model=16, n_heads=2, n_kv_heads=2, d_ff=64, vocab_size=64,
+                       context_len=16)
+    return str(save_model(CharLM(kind, shape, seed=seed), tmp_path / f"init-{kind}.safetensors"))
+
+
+FT = dict(TINY, steps=4, seed=2, warmup_steps=2, eval_every=2, threads=1)
+
+
+def test_hwa_on_the_ideal_card_is_plain_fine_tuning(tmp_path):
+    """The ideal card (no noise, drift, wires or converters) and no clipping inject nothing: the weights after
+    --hwa ideal equal those of plain fine-tuning from the same --init, bit for bit."""
+    init = _tiny_init(tmp_path, "ar")
+    plain = load_model(str(train("ar", tmp_path / "plain", init=init, **FT)))
+    hwa = load_model(str(train("ar", tmp_path / "hwa", init=init, hwa="ideal", hwa_clip_sigma=0.0, **FT)))
+    start = load_model(init)
+    assert not all(torch.equal(p, q) for p, q in zip(start.parameters(), plain.parameters()))  # it trained
+    assert all(torch.equal(p, q) for p, q in zip(plain.parameters(), hwa.parameters()))
+    assert hwa.card["name"] == "shakespeare-ar-hwa" and hwa.card["training"]["hwa"]["card"] == "ideal"
+    assert hwa.card["training"]["init"] == init
+
+
+def test_hwa_changes_training_and_is_seeded(tmp_path):
+    """On pcm-ibm the injected noise changes the trajectory; the same seed gives the same bytes."""
+    init = _tiny_init(tmp_path, "mdlm")
+    runs = [load_model(str(train("mdlm", tmp_path / name, init=init, hwa="pcm-ibm", **FT))) for name in "ab"]
+    plain = load_model(str(train("mdlm", tmp_path / "plain", init=init, **FT)))
+    assert all(torch.equal(p, q) for p, q in zip(runs[0].parameters(), runs[1].parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(plain.parameters(), runs[0].parameters()))
+
+
+def test_hwa_sigkill_and_rerun_gives_the_uninterrupted_weights(tmp_path):
+    """As the plain resume test, with --hwa pcm-ibm (its noise generator is part of the saved state)."""
+    init = _tiny_init(tmp_path, "mdlm")
+    steps = 30
+    opts = dict(RUN, steps=steps, init=init, hwa="pcm-ibm")
+
+    def command(out):
+        args = ["--model", "mdlm", "--out", out, "--no-progress"]
+        args += [a for k, v in opts.items() if k != "progress" for a in (f"--{k.replace('_', '-')}", v)]
+        return [sys.executable, "-m", "analogdiff", "train", *map(str, args)]
+
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    at = _kill_after_first_save(command(killed), killed)
+    assert 1 <= at < steps
+    rerun = subprocess.run(command(killed), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"at step {at}/{steps}" in rerun.stderr
+    threads = torch.get_num_threads()
+    try:
+        train("mdlm", full, **{k: v for k, v in opts.items() if k not in ("steps", "seed")}, steps=steps,
+              seed=opts["seed"])
+    finally:
+        torch.set_num_threads(threads)
+    a = load_model(str(full / "shakespeare-mdlm-hwa.safetensors"))
+    b = load_model(str(killed / "shakespeare-mdlm-hwa.safetensors"))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert a.card["metrics"]["bits_per_char"] == b.card["metrics"]["bits_per_char"]

@@ -67,6 +67,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     a("--checkpoint-every", type=float, default=300.0, help="seconds between resumable checkpoints")
     a("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     a("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    a("--init", default=None, help="start from this model (a shipped name or .safetensors path) instead of a "
+                                   "random initialization; its shape replaces --n-layers/--d-model/...")
+    a("--hwa", default=None, metavar="CARD", help="hardware-aware training on this analog card (needs --init): "
+                                                  "the card's noise, drift and converters in every training forward "
+                                                  "(analogdiff.crossbar.hwa)")
+    a("--hwa-clip-sigma", type=float, default=3.0, help="--hwa: clip each output channel to ±sigma·std after every "
+                                                        "step (0: no clipping)")
+    a("--hwa-t-min-s", type=float, default=1.0, help="--hwa: drift times are drawn log-uniform from here ...")
+    a("--hwa-t-max-s", type=float, default=365 * 86400.0, help="--hwa: ... to here (seconds after programming)")
+    a("--hwa-ir-drop", action="store_true", help="--hwa: IR drop through the wires' effective conductance "
+                                                 "(~10 s of one core more per step for the shipped models)")
     return parser
 
 
@@ -100,6 +111,7 @@ def _validate(args) -> Shape:
     checks.text("--out", args.out, checks.MAX_PATH_CHARS)
     if args.name is not None:
         checks.file_name("--name", args.name)
+    _validate_hwa(args)
     shape = shape_from_args(args)
     if args.batch_size * args.context_len > MAX_TOKENS_PER_STEP:
         raise ConfigError(f"--batch-size × --context-len: {args.batch_size * args.context_len:,} tokens per step; "
@@ -114,8 +126,73 @@ def _validate(args) -> Shape:
     return shape
 
 
+def _validate_hwa(args) -> None:
+    """--init/--hwa and their options (one-line ConfigErrors)."""
+    if args.init is not None:
+        from .checkpoint import read_json, resolve
+
+        try:
+            path = resolve(checks.text("--init", args.init, checks.MAX_PATH_CHARS)).with_suffix(".json")
+            kind = read_json(path).get("kind")
+        except ConfigError as e:
+            raise ConfigError(f"--init: {e}") from None
+        if kind != args.model:
+            raise ConfigError(f"--init: {checks.short(args.init)} is a {kind!r} model, --model is {args.model}")
+    args.hwa_clip_sigma = checks.number("--hwa-clip-sigma", args.hwa_clip_sigma, 0.0, 100.0)
+    args.hwa_t_min_s = checks.drift_time_s("--hwa-t-min-s", args.hwa_t_min_s)
+    args.hwa_t_max_s = checks.drift_time_s("--hwa-t-max-s", args.hwa_t_max_s)
+    if args.hwa_t_min_s <= 0 or args.hwa_t_min_s > args.hwa_t_max_s:
+        raise ConfigError(f"--hwa-t-min-s: must be > 0 s and at most --hwa-t-max-s ({args.hwa_t_max_s:g} s), "
+                          f"got {args.hwa_t_min_s:g}")
+    if args.hwa is None:
+        return
+    checks.text("--hwa", args.hwa, checks.MAX_PATH_CHARS)
+    if args.init is None:
+        raise ConfigError("--hwa: hardware-aware training fine-tunes a trained model; give --init MODEL")
+    from ..config import load_hardware
+    from ..crossbar.hwa import check_card
+
+    try:
+        hw = load_hardware(args.hwa)
+    except ConfigError as e:
+        raise ConfigError(f"--hwa: {e}") from None
+    check_card(hw)
+
+
+def _initial_model(args) -> CharLM:
+    """A fresh model (seeded), or the --init model with an empty card (the new card is written at the end)."""
+    if args.init is None:
+        return CharLM(args.model, shape_from_args(args), seed=args.seed)
+    from .checkpoint import load_model
+
+    model = load_model(args.init)
+    if not isinstance(model, CharLM) or model.kind != args.model:
+        raise ConfigError(f"--init: {checks.short(args.init)} is not a character {args.model} model "
+                          f"(kind {getattr(model, 'kind', type(model).__name__)!r})")
+    model.card = {"kind": model.kind, "shape": model.shape.to_dict()}
+    return model
+
+
+def _default_name(args) -> str:
+    return args.name or f"shakespeare-{args.model}" + ("-hwa" if args.hwa else "")
+
+
+def _attach_hwa(model: CharLM, args) -> tuple[list, torch.Generator]:
+    """--hwa: HwaLinear layers (clipped, converters calibrated on 8 training windows) and their generator."""
+    from ..config import load_hardware
+    from ..crossbar import hwa
+
+    gen = torch.Generator().manual_seed(args.seed + 3)
+    layers = hwa.attach(model.backbone, load_hardware(args.hwa), gen, ir_drop=args.hwa_ir_drop)
+    hwa.clip_weights_(layers, args.hwa_clip_sigma)
+    window = corpus.random_windows(corpus.split_ids("train"), 8, model.shape.context_len,
+                                   torch.Generator().manual_seed(args.seed + 4))  # (8, L) clean text
+    hwa.calibrate(model, layers, lambda m: m(window))
+    return layers, gen
+
+
 def shape_from_args(args) -> ModelShape:
-    return char_shape(name=args.name or f"shakespeare-{args.model}", n_layers=args.n_layers,
+    return char_shape(name=_default_name(args), n_layers=args.n_layers,
                       d_model=args.d_model, n_heads=args.n_heads, n_kv_heads=args.n_kv_heads or args.n_heads,
                       d_ff=args.d_ff or 4 * args.d_model, vocab_size=corpus.Vocab().size,
                       context_len=args.context_len)
@@ -202,9 +279,14 @@ def run_train(args, command: str | None = None) -> pathlib.Path:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = {k: v for k, v in sorted(vars(args).items()) if k not in _RUNTIME_ONLY and not callable(v)}
-    model = CharLM(args.model, shape, seed=args.seed)
-    opt = _optimizer(model, args)
+    model = _initial_model(args)
+    hwa_layers = None
     gens = {"data": torch.Generator().manual_seed(args.seed + 1), "noise": torch.Generator().manual_seed(args.seed + 2)}
+    if args.hwa:
+        from ..crossbar import hwa
+
+        hwa_layers, gens["hwa"] = _attach_hwa(model, args)
+    opt = _optimizer(model, args)
     info = _load_state(out, model, opt, gens, config) or {
         "config": config, "step": 0, "tokens_seen": 0, "wall_s": 0.0, "validation": [],
         "command": command or _command_line()}
@@ -219,7 +301,7 @@ def run_train(args, command: str | None = None) -> pathlib.Path:
     if info["step"] > args.steps:
         raise ConfigError(f"--steps: the run in {out} is already at step {info['step']}, got --steps {args.steps}")
     train_ids = corpus.split_ids("train")
-    window = args.context_len + (1 if args.model == "ar" else 0)
+    window = model.shape.context_len + (1 if args.model == "ar" else 0)
     model.train()
     bar = tqdm(total=args.steps, initial=info["step"], disable=not args.progress, dynamic_ncols=True,
                mininterval=2.0 if sys.stderr.isatty() else 30.0, desc=f"train {args.model}")
@@ -229,11 +311,15 @@ def run_train(args, command: str | None = None) -> pathlib.Path:
         for group in opt.param_groups:
             group["lr"] = learning_rate(info["step"], args)
         x = corpus.random_windows(train_ids, args.batch_size, window, gens["data"])  # (B, L) or (B, L+1)
+        if hwa_layers:  # one drift time per step, log-uniform between --hwa-t-min-s and --hwa-t-max-s
+            hwa.set_step(hwa_layers, hwa.sample_drift_time_s(gens["hwa"], args.hwa_t_min_s, args.hwa_t_max_s))
         loss = mdlm_loss(model, x, gens["noise"]) if args.model == "mdlm" else ar_loss(model, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         opt.step()
+        if hwa_layers:
+            hwa.clip_weights_(hwa_layers, args.hwa_clip_sigma)
         info["step"] += 1
         info["tokens_seen"] += args.batch_size * args.context_len
         tok_seg += args.batch_size * args.context_len
@@ -263,7 +349,7 @@ def _finish(model: CharLM, args, info: dict, out: pathlib.Path) -> pathlib.Path:
     metrics = {split: round(bits_per_char(model, split, max_chars=args.final_eval_chars,
                                           t_samples=2, seed=0), 4)
                for split in ("validation", "test")}
-    name = args.name or f"shakespeare-{args.model}"
+    name = _default_name(args)
     card = {
         "name": name,
         "kind": args.model,
@@ -280,6 +366,18 @@ def _finish(model: CharLM, args, info: dict, out: pathlib.Path) -> pathlib.Path:
                     "bits_per_char_kind": "NELBO bound (2 t-samples per window)" if args.model == "mdlm"
                     else "exact NLL", "eval_seconds": round(time.perf_counter() - t0, 1)},
     }
+    if args.init is not None:
+        card["training"]["init"] = args.init
+        card["description"] += f", fine-tuned from {args.init}"
+    if args.hwa:
+        card["description"] += f" with hardware-aware training on {args.hwa}"
+        card["training"]["hwa"] = {
+            "card": args.hwa, "clip_sigma_per_channel": args.hwa_clip_sigma,
+            "drift_time_s": [args.hwa_t_min_s, args.hwa_t_max_s], "drift_time_sampling": "log-uniform, one per step",
+            "ir_drop": args.hwa_ir_drop,
+            "injected": "programming noise, stuck devices, drift with the card's compensation, read noise, "
+                        "DAC and ADC quantization (straight-through)" + (", IR drop" if args.hwa_ir_drop else ""),
+            "module": "analogdiff.crossbar.hwa"}
     path = save_model(model, out / f"{name}.safetensors", extra_card=card)
     print(f"wrote {path} (validation {metrics['validation']:.4f}, test {metrics['test']:.4f} bits/char)",
           file=sys.stderr)
