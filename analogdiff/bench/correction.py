@@ -50,12 +50,17 @@ def effect_overrides(effect: str, hw) -> dict:
 
 
 def per_prompt(rows: Sequence[Mapping], metric: str, **where) -> list[list[float]]:
-    """The per-prompt vectors of ``metric`` (one per seed) of the completion rows matching ``where``."""
-    out = []
+    """The per-prompt vectors of ``metric`` (one per seed) of the completion rows matching ``where``.
+
+    One vector per (card, programming seed): two sections that ran the same model, card, effect, drift time and
+    seed (e.g. the log-loss, which does not depend on the sampler) measured the same thing once, not twice."""
+    out, seen = [], set()
     for r in rows:
         if r.get("kind") == "completion" and all(r.get(k) == v for k, v in where.items()):
             v = r.get(f"per_prompt.{metric}")
-            if isinstance(v, str):
+            key = (r.get("card"), r.get("seed"))
+            if isinstance(v, str) and key not in seen:
+                seen.add(key)
                 out.append(json.loads(v))
     return out
 
@@ -131,8 +136,13 @@ def claims(rows: Sequence[Mapping], headline_drift_time_s: float = 86400.0) -> l
     comp = [r for r in rows if r.get("kind") == "completion"]
     if not comp:
         return out
+    # the claims below are about the headline card (the first analog card the rows name); other analog cards
+    # (the HWA section's) enter only the HWA recovery claims
+    analog_cards = list(dict.fromkeys(r["card"] for r in comp if r.get("card_kind") == "analog"))
+    hwa = _hwa_claims(comp, analog_cards)
+    if analog_cards:
+        comp = [r for r in comp if r.get("card_kind") != "analog" or r.get("card") == analog_cards[0]]
     mdlms, ars = _models(comp, "mdlm"), _models(comp, "ar")
-    digital = {"effect": "digital", "inject_pct": 0.0}
     T = headline_drift_time_s
 
     def rows_of(model, metric, **where):
@@ -154,6 +164,61 @@ def claims(rows: Sequence[Mapping], headline_drift_time_s: float = 86400.0) -> l
                         out += _degradation_claims(comp, mdlms, ars, metric, label, n, effect, t, dec)
     out += _steps_claims(comp, mdlms, T)
     out += _repair_claims(comp, mdlms + ars, T)
+    return out + hwa
+
+
+def _is_hwa(model) -> bool:
+    return _name(model).endswith(HWA_SUFFIX)
+
+
+HWA_SUFFIX = "-hwa"
+
+
+def recovered(base_analog, base_digital, hwa_analog, seed: int = 0) -> dict:
+    """Bootstrap of the share of the base model's analog loss that its HWA twin recovers (percent):
+    ``100 (analog_base − analog_hwa) / (analog_base − digital_base)`` of the mean metric."""
+    from analogdiff.stats import bootstrap
+
+    def share(ba, bd, ha):
+        gap = _mean(ba) - _mean(bd)
+        return 100.0 * (_mean(ba) - _mean(ha)) / gap if gap != 0 else math.nan
+
+    return bootstrap(share, [base_analog, base_digital, hwa_analog], seed=seed)
+
+
+def _hwa_claims(comp, analog_cards) -> list[list[str]]:
+    """Per base model with an HWA twin (``NAME`` and ``NAME-hwa``), card and drift time: the share of the
+    analog log-loss that hardware-aware training recovers, and the HWA model's digital price."""
+    out = []
+    metric = "loss_bits_per_char"
+    models = list(dict.fromkeys(r["model"] for r in comp))
+    for m in models:
+        twin = next((h for h in models if _name(h) == _name(m) + HWA_SUFFIX), None)
+        if twin is None or _is_hwa(m):
+            continue
+        w = dict(n_new=32, inject_pct=0.0)
+        bd = per_prompt(comp, metric, model=m, effect="digital", **w)
+        hd = per_prompt(comp, metric, model=twin, effect="digital", **w)
+        if bd and hd:
+            b = difference_of(hd, bd)
+            out.append([f"{_name(twin)} pays for robustness digitally (log-loss, N = 32)",
+                        f"{_answer(b, 'yes', 'no (better)', sign=1)}: {b['mean']:+.3f} bits/char "
+                        f"({_mean(hd):.3f} vs {_mean(bd):.3f})", _ci(b, " bits/char"),
+                        "digital model (GPU card); HWA: train --hwa pcm-ibm"])
+        for card in analog_cards:
+            for t in sorted({r.get("drift_time_s") for r in comp if r.get("card") == card and r["model"] == twin
+                             and r.get("effect") == "all" and r.get("drift_time_s") is not None}):
+                a = dict(card=card, effect="all", drift_time_s=t, **w)
+                ba, ha = per_prompt(comp, metric, model=m, **a), per_prompt(comp, metric, model=twin, **a)
+                if not (ba and ha and bd):
+                    continue
+                b = recovered(ba, bd, ha)
+                out.append([f"HWA recovers {_name(m)}'s analog loss on {card} at {t:g} s (log-loss, N = 32)",
+                            f"{_answer(b, 'yes', 'no (HWA loses more)', sign=1)}: {b['mean']:+.0f}% of the "
+                            f"base model's loss recovered (analog {_mean(ba):.3f} → {_mean(ha):.3f}, digital "
+                            f"{_mean(bd):.3f} bits/char)", _ci(b, "%"),
+                            f"card {card} (HWA trained for pcm-ibm), drift {t:g} s, all effects; "
+                            f"{len(ba)} seed(s) each, not paired across weights"])
     return out
 
 
@@ -168,7 +233,7 @@ def _degradation_claims(comp, mdlms, ars, metric, label, n, effect, t, dec) -> l
             deg[m] = (a, d)
     for m in mdlms:
         for r_ in ars:
-            if m not in deg or r_ not in deg:
+            if m not in deg or r_ not in deg or _is_hwa(m) != _is_hwa(r_):
                 continue
             b = degradation_difference(*deg[m], *deg[r_])
             dm, da = degradation(*deg[m]), degradation(*deg[r_])
