@@ -92,3 +92,23 @@ def test_claims_read_the_interval():
     assert claims(rows)[0][1].startswith("not distinguishable")
     d = degradation([base * 1.05], [base])
     assert d["mean"] == pytest.approx(5.0) and d["ci95"][0] == pytest.approx(5.0)
+
+
+def test_hwa_recovery_by_hand_and_on_its_card_only():
+    # base model: digital 2.0, analog 2.4 (gap 0.4); HWA twin: analog 2.1 -> recovers (2.4 - 2.1) / 0.4 = 75 %
+    ones = np.ones(40)
+    ibm, gpu = {"card": "pcm-ibm", "card_kind": "analog"}, {"card": "h100-sxm", "card_kind": "gpu"}
+    rows = [_row("m", "mdlm", "digital", 2.0 * ones, **gpu), _row("m", "mdlm", "all", 2.4 * ones, **ibm),
+            _row("m-hwa", "mdlm", "digital", 2.05 * ones, **gpu), _row("m-hwa", "mdlm", "all", 2.1 * ones, **ibm)]
+    other = [dict(rows[1], card="pcm-hermes"),
+             _row("m-hwa", "mdlm", "all", 2.6 * ones, card="pcm-hermes", card_kind="analog")]  # HWA loses more
+    table = claims(rows + other)
+    rec = {r[0]: r for r in table if r[0].startswith("HWA recovers")}
+    ibm = next(v for k, v in rec.items() if "pcm-ibm" in k)
+    hermes = next(v for k, v in rec.items() if "pcm-hermes" in k)
+    assert ibm[1].startswith("yes: +75%") and ibm[2] == "[+75.00, +75.00]%"
+    assert hermes[1].startswith("no (HWA loses more): -50%")  # (2.4 - 2.6) / 0.4
+    price = next(r for r in table if "pays for robustness" in r[0])
+    assert "+0.050 bits/char" in price[1]
+    # the headline claims (degradation of MDLM vs AR) see pcm-ibm only: no pcm-hermes row enters them
+    assert all("pcm-hermes" not in r[3] for r in table if r[0].startswith(("m ", "m-hwa ")))

@@ -186,39 +186,46 @@ def recovered(base_analog, base_digital, hwa_analog, seed: int = 0) -> dict:
     return bootstrap(share, [base_analog, base_digital, hwa_analog], seed=seed)
 
 
+def _hwa_rows(comp, m, twin, n, analog_cards) -> list[list[str]]:
+    out = []
+    metric = "loss_bits_per_char"
+    w = dict(n_new=n, inject_pct=0.0)
+    bd = per_prompt(comp, metric, model=m, effect="digital", **w)
+    hd = per_prompt(comp, metric, model=twin, effect="digital", **w)
+    if bd and hd:
+        b = difference_of(hd, bd)
+        out.append([f"{_name(twin)} pays for robustness digitally (log-loss, N = {n})",
+                    f"{_answer(b, 'yes', 'no (better)', sign=1)}: {b['mean']:+.3f} bits/char "
+                    f"({_mean(hd):.3f} vs {_mean(bd):.3f})", _ci(b, " bits/char"),
+                    "digital model (GPU card); HWA: train --hwa pcm-ibm"])
+    for card in analog_cards:
+        for t in sorted({r.get("drift_time_s") for r in comp if r.get("card") == card and r["model"] == twin
+                         and r.get("effect") == "all" and r.get("drift_time_s") is not None}):
+            a = dict(card=card, effect="all", drift_time_s=t, **w)
+            ba, ha = per_prompt(comp, metric, model=m, **a), per_prompt(comp, metric, model=twin, **a)
+            if not (ba and ha and bd):
+                continue
+            b = recovered(ba, bd, ha)
+            out.append([f"HWA recovers {_name(m)}'s analog loss on {card} at {t:g} s (log-loss, N = {n})",
+                        f"{_answer(b, 'yes', 'no (HWA loses more)', sign=1)}: {b['mean']:+.0f}% of the "
+                        f"base model's loss recovered (analog {_mean(ba):.3f} → {_mean(ha):.3f}, digital "
+                        f"{_mean(bd):.3f} bits/char)", _ci(b, "%"),
+                        f"card {card} (HWA trained for pcm-ibm), drift {t:g} s, all effects; "
+                        f"{len(ba)} seed(s) each, not paired across weights"])
+    return out
+
+
 def _hwa_claims(comp, analog_cards) -> list[list[str]]:
     """Per base model with an HWA twin (``NAME`` and ``NAME-hwa``), card and drift time: the share of the
     analog log-loss that hardware-aware training recovers, and the HWA model's digital price."""
     out = []
-    metric = "loss_bits_per_char"
     models = list(dict.fromkeys(r["model"] for r in comp))
     for m in models:
         twin = next((h for h in models if _name(h) == _name(m) + HWA_SUFFIX), None)
         if twin is None or _is_hwa(m):
             continue
-        w = dict(n_new=32, inject_pct=0.0)
-        bd = per_prompt(comp, metric, model=m, effect="digital", **w)
-        hd = per_prompt(comp, metric, model=twin, effect="digital", **w)
-        if bd and hd:
-            b = difference_of(hd, bd)
-            out.append([f"{_name(twin)} pays for robustness digitally (log-loss, N = 32)",
-                        f"{_answer(b, 'yes', 'no (better)', sign=1)}: {b['mean']:+.3f} bits/char "
-                        f"({_mean(hd):.3f} vs {_mean(bd):.3f})", _ci(b, " bits/char"),
-                        "digital model (GPU card); HWA: train --hwa pcm-ibm"])
-        for card in analog_cards:
-            for t in sorted({r.get("drift_time_s") for r in comp if r.get("card") == card and r["model"] == twin
-                             and r.get("effect") == "all" and r.get("drift_time_s") is not None}):
-                a = dict(card=card, effect="all", drift_time_s=t, **w)
-                ba, ha = per_prompt(comp, metric, model=m, **a), per_prompt(comp, metric, model=twin, **a)
-                if not (ba and ha and bd):
-                    continue
-                b = recovered(ba, bd, ha)
-                out.append([f"HWA recovers {_name(m)}'s analog loss on {card} at {t:g} s (log-loss, N = 32)",
-                            f"{_answer(b, 'yes', 'no (HWA loses more)', sign=1)}: {b['mean']:+.0f}% of the "
-                            f"base model's loss recovered (analog {_mean(ba):.3f} → {_mean(ha):.3f}, digital "
-                            f"{_mean(bd):.3f} bits/char)", _ci(b, "%"),
-                            f"card {card} (HWA trained for pcm-ibm), drift {t:g} s, all effects; "
-                            f"{len(ba)} seed(s) each, not paired across weights"])
+        for n in sorted({r["n_new"] for r in comp if r["model"] == twin}):
+            out += _hwa_rows(comp, m, twin, n, analog_cards)
     return out
 
 
