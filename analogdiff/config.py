@@ -80,6 +80,8 @@ def _coerce(name: str, value: Any, tp: Any, meta: Mapping) -> Any:
             except ConfigError as e:
                 errors.append(e)
         if len(errors) == 1:
+            if type(None) in args:  # an optional choice: say how to switch it off
+                raise ConfigError(f"{errors[0]} (or none: off)")
             raise errors[0]
         raise ConfigError(f"{name}: expected {_type_name(tp)}, got {checks.short(value)}")
     if origin is Literal:
