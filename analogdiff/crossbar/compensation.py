@@ -8,7 +8,12 @@ multiply-add (FMA) units to remove gain and offset errors" in its local digital 
 applies an "affine scaling per channel" (Le Gallo et al., Nat. Electron. 2023, §II; arXiv:2212.02872 p. 3):
 one gain and one offset per ADC output, in digital, after the conversion. NeuRRAM's "model-driven chip
 calibration" records offsets per neuron for subsequent cancellation (Wan et al., Nature 2022, Fig. 4b).
-Card field: ``tile.ir_compensation = "per-column-affine"`` (None = off).
+Card field: ``tile.ir_compensation = "per-column-affine"`` (None = off). Defaults, from what each card's chip
+does: ``pcm-hermes`` on (HERMES's LDPU gain/offset FMAs per ADC output); ``pcm-ibm`` off (its source, aihwkit's
+inference defaults, simulate IR drop with no correction; its periphery is ISAAC's, which has none);
+``rram-wan2022`` off (NeuRRAM cancels offsets but publishes no per-column gain correction); ``ecram`` off (no
+chip: 10×10 arrays); ``ideal`` off (no wires). Any card can switch it on: ``--set tile.ir_compensation=
+per-column-affine``.
 
 What is fitted (per physical tile column: one row tile, one slice, one output; the column of one ADC):
 the calibration inputs of the layer (the same recorded vectors that calibrate the DAC and ADC ranges, or

@@ -26,6 +26,10 @@ after programming. Fallback without calibration data (a warning says so): inputs
 vector by their abs-max (a dynamic DAC range, as aihwkit's abs-max noise management), and ADC full scales
 are calibrated on 512 synthetic N(0, 1) input vectors normalized the same way.
 
+IR-drop compensation (card ``tile.ir_compensation = "per-column-affine"``): at programming, from the same
+calibration inputs, a gain and an offset per tile column are fitted (``compensation.py``); the gain folds
+into the per-column digital scale after the ADC, the offset is added per output.
+
 Randomness: ``seed`` derives, per layer (numbered in ``named_modules`` order), one generator for
 programming, one for the drift-compensation reference reads and one for the per-MVM noise, which
 ``set_drift_time`` resets — so the same seed, drift time and inputs give bit-identical outputs.
