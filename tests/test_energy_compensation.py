@@ -58,3 +58,12 @@ def test_calibration_is_priced_once(tmp_path):
     assert cal["breakdown_j"]["fit"] * 1e12 == pytest.approx(240.0)
     assert cal["macs"] == 560 and cal["vectors"] == 10
     assert cal["time_s"] == pytest.approx(reads["mvm_time_s"] + 2 * 560 / 1e9, rel=1e-9)
+
+
+def test_cli_refuses_an_unknown_choice_in_one_line(capsys):
+    from analogdiff.cli import main
+
+    code = main(["estimate", "--model", "gpt2-small", "--hardware", "pcm-ibm", "--set", "tile.ir_compensation=per-row"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "tile.ir_compensation: 'per-row' is not one of 'per-column-affine' (or none: off)" in err[0]
