@@ -11,8 +11,8 @@ Files (nothing is pickled):
   masks, drift exponents or relaxation draws, the drift-compensation reference read), the weight mapping
   (``significance``, ``weight_per_us``), the ADC full scales, the IR-drop correction's per-column gains and
   offsets (``ir_gain``, ``ir_offset``: ``compensation.py``, when the card has ``tile.ir_compensation``), the
-  bias and the state of the per-MVM noise stream (``read_gen_state``); ``digital/<key>`` for every other entry of the model's ``state_dict``
-  (embeddings, norms, ...).
+  bias and the state of the per-MVM noise stream (``read_gen_state``); ``digital/<key>`` for every other
+  entry of the model's ``state_dict`` (embeddings, norms, ...).
 * ``NAME.json``: the format, the SHA-256 of the tensor file, the hardware card as TOML text, the model
   card (``amodel.card`` when the model has one, e.g. ``CharLM``), per analog matrix (an ``AnalogLinear``;
   a convolution has one per group) its name, seeds, shape, tiling, calibrated DAC range, read-noise rank
