@@ -42,6 +42,7 @@ _EXPORTS = {
     "estimate": "analogdiff.energy",
     "estimate_many": "analogdiff.energy",
     "estimate_layers": "analogdiff.energy",
+    "estimate_calibration": "analogdiff.energy",
     "CostReport": "analogdiff.energy",
     "ModelShape": "analogdiff.shapes",
     "load_shape": "analogdiff.shapes",

@@ -274,6 +274,10 @@ def _run_eval(args) -> int:
             e, t = out["cost"][task]["energy_per_token_j"], out["cost"][task]["latency_per_token_s"]
             print(f"  energy/{what:<20} {e['mean']:.4g} J   latency {t['mean']:.4g} s   "
                   f"(priced from this run's trace" + (" and activation statistics)" if out["kind"] == "analog" else ")"))
+    if "calibration" in out:
+        c = out["calibration"]
+        print(f"  IR-drop calibration    {c['energy_j']:.4g} J   {c['time_s']:.4g} s   once per chip, at programming "
+              f"({c['vectors']:,} calibration reads)")
     return 0
 
 

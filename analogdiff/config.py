@@ -80,6 +80,8 @@ def _coerce(name: str, value: Any, tp: Any, meta: Mapping) -> Any:
             except ConfigError as e:
                 errors.append(e)
         if len(errors) == 1:
+            if type(None) in args:  # an optional choice: say how to switch it off
+                raise ConfigError(f"{errors[0]} (or none: off)")
             raise errors[0]
         raise ConfigError(f"{name}: expected {_type_name(tp)}, got {checks.short(value)}")
     if origin is Literal:
@@ -307,6 +309,11 @@ class Tile(_Component):
         "Cost model default when no activation statistics are given: mean |x| / full scale of the inputs "
         "(PWM duty cycle); amplitude and bit-serial activity follow from it for half-normal inputs.", 0.25,
         lo=0.0, hi=1.0)
+    ir_compensation: Literal["per-column-affine"] | None = _f(
+        "'per-column-affine': a gain and an offset per tile column, fitted by least squares at programming "
+        "from the calibration inputs (the programmed conductances' ideal partial sums vs the wire-affected "
+        "ones) and applied digitally after the ADC (one multiply-add per column and MVM, priced at "
+        "digital.e_mac_pj; crossbar/compensation.py). None = uncompensated.", None)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -433,7 +433,20 @@ def run_seed(spec: Experiment, seed: int | None, on_step: Callable | None = None
         out["cost"][name] = _price(lm, hw, trace, stats)
         if analog:
             out["stats"][name] = stats
+    if analog and hw.tile.ir_compensation is not None:
+        out["calibration"] = calibration_cost(runner, hw)
     return out
+
+
+def calibration_cost(amodel, hw) -> dict:
+    """The one-off cost of fitting the IR-drop correction of ``amodel`` at programming (per chip, not per
+    token): ``energy.estimate_calibration`` of its matrices and calibration vectors."""
+    from analogdiff.crossbar.layers import analog_layers
+    from analogdiff.energy import estimate_calibration
+
+    layers = [(m.in_features, m.out_features, m.ir_comp["vectors"]) for _, m in analog_layers(amodel)
+              if m.ir_comp is not None]
+    return estimate_calibration(layers, hw)
 
 
 def run(spec: Experiment, on_step: Callable | None = None) -> dict:
@@ -441,7 +454,8 @@ def run(spec: Experiment, on_step: Callable | None = None) -> dict:
 
     Returns ``{"experiment": spec.to_dict(), "hardware": card name, "per_seed": [run_seed(...)...],
     "metrics": {key: stats.summary}, "cost": {task: {"energy_per_token_j": summary,
-    "latency_per_token_s": summary, ...}}}``.
+    "latency_per_token_s": summary, ...}}}``, and ``"calibration"`` (``calibration_cost``: once per chip)
+    on cards with ``tile.ir_compensation``.
     """
     from analogdiff.stats import summary
 
@@ -453,8 +467,11 @@ def run(spec: Experiment, on_step: Callable | None = None) -> dict:
     cost = {task: {k: summary([p["cost"][task][k] for p in per_seed])
                    for k in ("energy_per_token_j", "latency_per_token_s")}
             for task in per_seed[0]["cost"]}
-    return {"experiment": spec.to_dict(), "hardware": hw.name, "kind": hw.kind, "seeds_run": seeds,
-            "per_seed": per_seed, "metrics": metrics, "cost": cost}
+    out = {"experiment": spec.to_dict(), "hardware": hw.name, "kind": hw.kind, "seeds_run": seeds,
+           "per_seed": per_seed, "metrics": metrics, "cost": cost}
+    if "calibration" in per_seed[0]:  # the same vectors and matrices on every chip
+        out["calibration"] = per_seed[0]["calibration"]
+    return out
 
 
 run_experiment = run

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 from analogdiff.checks import ConfigError
 
 from .pareto import METRIC_DIRECTIONS, pareto_front
-from .results import aggregate
+from .results import aggregate, split_ir_rows
 
 METRIC_LABELS = {
     "bits_per_char": "bits per character (bits/char, lower is better)",
@@ -199,7 +199,7 @@ def suite_figures(rows: Sequence[Mapping], out_dir, token_rate_per_s: float = 10
     """Every figure the bench rows support, into ``out_dir``; returns the PNG paths."""
     out_dir = Path(out_dir)
     made: list[Path] = []
-    acc = [r for r in rows if r.get("kind") == "accuracy"]
+    acc = split_ir_rows([r for r in rows if r.get("kind") == "accuracy"])[0]
     if acc:
         for kind in dict.fromkeys(r.get("model_kind") for r in acc):
             sel = [r for r in acc if r.get("model_kind") == kind]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .figures import _drift_label, _finite
-from .results import aggregate, atomic_write_text
+from .results import aggregate, atomic_write_text, split_ir_rows
 
 
 def fmt(v: Any, digits: int = 3) -> str:
@@ -225,6 +225,42 @@ def _drift_section(acc) -> list[str]:
     return out
 
 
+def _ir_section(ir, acc) -> list[str]:
+    """IR-drop compensation on and off (``ir-…`` sections, and the per-card rows at the same model, card, drift
+    time and seeds without overrides), with the paired difference of bits/char per programming seed."""
+    out = ["## IR-drop compensation: per-column affine correction on and off", "",
+           "The correction (`tile.ir_compensation = \"per-column-affine\"`, `crossbar/compensation.py`): a gain and "
+           "an offset per tile column, fitted by least squares at programming on the calibration inputs, applied "
+           "digitally after the ADC and priced as one multiply-add per column and MVM. Bits/char and the scoring "
+           "run's energy per character, mean ± std over programming seeds; Δ = on − off paired by seed, with its "
+           "95% interval.", ""]
+    keys = {(r["model"], r["card"], r.get("drift_time_s")) for r in ir}
+    rows = [dict(r, compensation=("on" if "ir_compensation" in str(r.get("overrides", "")) else "off"))
+            for r in ir] + [dict(r, compensation="off") for r in acc if not r.get("overrides")
+                            and (r["model"], r["card"], r.get("drift_time_s")) in keys]
+    table_rows = []
+    for g in aggregate(rows, ("model", "card", "drift_time_s", "compensation"),
+                       ["bits_per_char", "energy_per_token_j"]):
+        table_rows.append([_name(g["model"]), g["card"], _drift_label(g["drift_time_s"]) or "any",
+                           g["compensation"], str(g["n"]), pm(g, "bits_per_char"), pm(g, "energy_per_token_j")])
+    out += [table(["model", "card", "drift", "compensation", "seeds", "bits/char", "energy/scored char (J)"],
+                  table_rows), ""]
+    by: dict = {}
+    for r in rows:
+        if _finite(r.get("bits_per_char")):
+            by.setdefault((r["model"], r["card"], r.get("drift_time_s"), r.get("seed")), {})[r["compensation"]] = r
+    pairs = [{"model": m, "card": c, "drift_time_s": t, "diff": v["on"]["bits_per_char"] - v["off"]["bits_per_char"],
+              "energy": v["on"]["energy_per_token_j"] / v["off"]["energy_per_token_j"] - 1.0}
+             for (m, c, t, _), v in by.items() if "on" in v and "off" in v]
+    if pairs:
+        out += [table(["model", "card", "drift", "seeds", "Δ bits/char (on − off)", "95% interval", "verdict",
+                       "Δ energy/char"],
+                      [[_name(g["model"]), g["card"], _drift_label(g["drift_time_s"]) or "any", str(g["n"]),
+                        pm(g, "diff"), ci(g, "diff"), _verdict(g, "diff"), f"{100 * g['energy.mean']:+.2f}%"]
+                       for g in aggregate(pairs, ("model", "card", "drift_time_s"), ["diff", "energy"])]), ""]
+    return out
+
+
 def _steps_section(gen) -> list[str]:
     out = ["## Denoising steps vs AR: sample quality against energy per token", "",
            "Passages generated on each card (analog: the analogized model at the section's drift time; GPU: the "
@@ -270,7 +306,7 @@ def _estimator_section(rows, out_dir: Path) -> list[str]:
 def write_report(suite, rows: Sequence[Mapping], out_dir, meta: Mapping, figures: Sequence[Path]) -> Path:
     """Write ``out_dir/report.md`` for ``rows`` of ``suite``; returns its path."""
     out_dir = Path(out_dir)
-    acc = [r for r in rows if r.get("kind") == "accuracy"]
+    acc, ir = split_ir_rows([r for r in rows if r.get("kind") == "accuracy"])
     gen = [r for r in rows if r.get("kind") == "generation"]
     est = [r for r in rows if r.get("kind") == "estimate"]
     estr = [r for r in rows if r.get("kind") == "estimator"]
@@ -292,6 +328,8 @@ def write_report(suite, rows: Sequence[Mapping], out_dir, meta: Mapping, figures
         lines += _headline(suite, acc, gen, est)
     if acc:
         lines += _drift_section(acc)
+    if ir:
+        lines += _ir_section(ir, acc)
     if gen:
         lines += _steps_section(gen)
     if any(r.get("kind") == "completion" for r in rows):

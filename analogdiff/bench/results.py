@@ -251,3 +251,14 @@ def aggregate(rows: list[Mapping[str, Any]], by: Sequence[str], metrics: Sequenc
             g[f"{m}.mean"], g[f"{m}.std"], g[f"{m}.n"], g[f"{m}.ci95"] = s["mean"], s["std"], s["n"], s["ci95"]
         out.append(g)
     return out
+
+
+IR_SECTION_PREFIX = "ir-"
+"""Accuracy sections named ``ir-…`` compare IR-drop compensation on and off (``tile.ir_compensation``): their rows
+are a card variant, reported in their own table and kept out of the per-card analyses and figures."""
+
+
+def split_ir_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[list, list]:
+    """(rows of the per-card analyses, rows of the ``ir-…`` sections)."""
+    ir = [r for r in rows if str(r.get("section", "")).startswith(IR_SECTION_PREFIX)]
+    return [r for r in rows if not str(r.get("section", "")).startswith(IR_SECTION_PREFIX)], ir

@@ -26,6 +26,10 @@ after programming. Fallback without calibration data (a warning says so): inputs
 vector by their abs-max (a dynamic DAC range, as aihwkit's abs-max noise management), and ADC full scales
 are calibrated on 512 synthetic N(0, 1) input vectors normalized the same way.
 
+IR-drop compensation (card ``tile.ir_compensation = "per-column-affine"``): at programming, from the same
+calibration inputs, a gain and an offset per tile column are fitted (``compensation.py``); the gain folds
+into the per-column digital scale after the ADC, the offset is added per output.
+
 Randomness: ``seed`` derives, per layer (numbered in ``named_modules`` order), one generator for
 programming, one for the drift-compensation reference reads and one for the per-MVM noise, which
 ``set_drift_time`` resets — so the same seed, drift time and inputs give bit-identical outputs.
@@ -65,9 +69,9 @@ from analogdiff import checks
 from analogdiff.checks import ConfigError
 
 from ..config import Hardware, load_hardware
-from . import kernels
+from . import compensation, kernels
 from .converters import Adc, Dac
-from .mapping import map_weights, tile_counts, to_tiles
+from .mapping import map_weights, pair_difference, tile_counts, to_tiles
 from .tile import Tile, TileState
 
 _MASK63 = (1 << 63) - 1
@@ -143,6 +147,7 @@ class AnalogLinear(nn.Module):
                                                          hw.tile.cols)
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
         self.width = in_features if self.n_row_tiles == 1 else hw.tile.rows  # matmul depth per row tile
+        self.ir_comp = None  # IR-drop correction {"gain", "offset": (R, S·out)} or None (compensation.py)
         self._blocks = self._column_blocks()
         self._read_gen = torch.Generator()  # on the CPU: draws the per-call stream keys only
         self.kernels = "numba"  # the CPU kernels; "torch" (kernels_torch) runs on any device, always off the CPU
@@ -152,7 +157,8 @@ class AnalogLinear(nn.Module):
     def restore(cls, hw: Hardware, *, name: str, seed: int, index: int, in_features: int,
                 out_features: int, n_slices: int, read_noise_rank: int | None, bias: torch.Tensor | None,
                 tile: Tile, significance: torch.Tensor, weight_per_us: torch.Tensor, calibrated: bool,
-                x_range: float | None, adc_full_scale: np.ndarray | None, t_s: float) -> "AnalogLinear":
+                x_range: float | None, adc_full_scale: np.ndarray | None, t_s: float,
+                ir_comp: dict | None = None) -> "AnalogLinear":
         """A programmed layer from saved state (no programming, no calibration), at drift time ``t_s``."""
         layer = cls.__new__(cls)
         nn.Module.__init__(layer)
@@ -161,6 +167,7 @@ class AnalogLinear(nn.Module):
         layer.calibrated = calibrated
         layer.dac = Dac(hw.dac, x_range)
         layer.adc = Adc(hw.adc, adc_full_scale) if hw.adc is not None else None
+        layer.ir_comp = ir_comp
         layer._apply_state(tile.at_time(t_s))
         return layer
 
@@ -189,6 +196,12 @@ class AnalogLinear(nn.Module):
                                                     want_squares=False)["planes"]
                 y = torch.matmul(planes, w)  # (P, R, N, M)
             self.adc = Adc.calibrated(hw.adc, y, self._column_blocks())
+        if hw.tile.ir_compensation is not None:  # per-column affine IR-drop correction (compensation.py)
+            w_eff = self._layer_matrix(state0.w_eff_us)
+            planes = self._kernels(w_eff.device).dac_encode(x, self.dac, n_tiles=self.n_row_tiles, width=self.width,
+                                                            want_squares=False)["planes"]
+            self.ir_comp = compensation.fit_layer(planes, self.dac.plane_weights, w_eff,
+                                                  self._layer_matrix(pair_difference(self.tile.g_prog_us)))
 
     def _column_blocks(self) -> np.ndarray:
         """(B, 3) int64 rows [m0, m1, j0]: the layer-matrix columns [m0, m1) of one physical tile (one
@@ -255,6 +268,7 @@ class AnalogLinear(nn.Module):
         factor = (self.significance.view(s, 1, 1) * alpha[:, :, col_tile]
                   * self.weight_per_us.view(1, 1, out))  # (S, R, out)
         self._factor = factor.permute(1, 0, 2).reshape(r, s * out).to(torch.float64).contiguous()  # (R, M)
+        self._factor, self._ir_offset = compensation.apply(self._factor, self.ir_comp, out)
         self._read_gen.manual_seed(derive_seed(self.seed, self.index, _READ))
 
     # ----------------------------------------------------------------- forward
@@ -286,6 +300,11 @@ class AnalogLinear(nn.Module):
             y, adc=self.adc, var=var, plane_weights=self.dac.plane_weights, keys=(keys[0], keys[1]),
             factor=self._factor.numpy() if kern is kernels else self._factor, row_scale=enc["row_scale"], bias=self.bias, n_out=self.out_features,
             blocks=self._blocks)
+        if self._ir_offset is not None:  # per-column offsets of the IR-drop correction, (N, out)
+            rs = torch.as_tensor(enc["row_scale"], dtype=torch.float64, device=res["out"].device)
+            res["out"] += (rs[:, None] * self._ir_offset[None, :]).to(torch.float32)
+            if n:
+                res["lo"], res["hi"] = float(res["out"].min()), float(res["out"].max())
         self._accumulate_stats(enc, res, n, p)
         return res["out"].view(*lead, self.out_features).to(x.dtype)
 

@@ -9,9 +9,10 @@ Files (nothing is pickled):
 * ``NAME.safetensors``: every tensor. ``analog/<layer>/<field>`` per analog layer: what programming drew
   (``Tile.programmed``: device presence, conductances as programmed with their noise (µS, float64), stuck
   masks, drift exponents or relaxation draws, the drift-compensation reference read), the weight mapping
-  (``significance``, ``weight_per_us``), the ADC full scales, the bias and the state of the per-MVM noise
-  stream (``read_gen_state``); ``digital/<key>`` for every other entry of the model's ``state_dict``
-  (embeddings, norms, ...).
+  (``significance``, ``weight_per_us``), the ADC full scales, the IR-drop correction's per-column gains and
+  offsets (``ir_gain``, ``ir_offset``: ``compensation.py``, when the card has ``tile.ir_compensation``), the
+  bias and the state of the per-MVM noise stream (``read_gen_state``); ``digital/<key>`` for every other
+  entry of the model's ``state_dict`` (embeddings, norms, ...).
 * ``NAME.json``: the format, the SHA-256 of the tensor file, the hardware card as TOML text, the model
   card (``amodel.card`` when the model has one, e.g. ``CharLM``), per analog matrix (an ``AnalogLinear``;
   a convolution has one per group) its name, seeds, shape, tiling, calibrated DAC range, read-noise rank
@@ -92,11 +93,14 @@ def save_programmed(amodel: nn.Module, path) -> tuple[pathlib.Path, pathlib.Path
             tensors[pre + "bias"] = layer.bias
         if layer.adc is not None and layer.adc.full_scale is not None:
             tensors[pre + "adc_full_scale"] = torch.from_numpy(layer.adc.full_scale)
+        if layer.ir_comp is not None:
+            tensors[pre + "ir_gain"], tensors[pre + "ir_offset"] = layer.ir_comp["gain"], layer.ir_comp["offset"]
         meta.append({"name": name, "index": layer.index, "seed": layer.seed, "ref_seed": layer.tile.ref_seed,
                      "in_features": layer.in_features, "out_features": layer.out_features,
                      "n_slices": layer.n_slices, "read_noise_rank": layer.read_noise_rank,
                      "calibrated": layer.calibrated, "x_range": layer.dac.x_range, "t_s": layer.state.t_s,
-                     "has_bias": layer.bias is not None})
+                     "has_bias": layer.bias is not None,
+                     "ir_vectors": layer.ir_comp["vectors"] if layer.ir_comp is not None else None})
     state = amodel.state_dict()
     for key in _digital_keys(amodel, {n for n, _ in layers}):
         tensors["digital/" + key] = state[key]
@@ -190,6 +194,9 @@ def load_programmed(path, model: nn.Module | Callable[[dict | None], nn.Module])
         try:
             tile = Tile.restore(programmed, hw.device, hw.drift, hw.wire, int(m["ref_seed"]))
             fs = tensor(pre + "adc_full_scale", False)
+            comp = hw.tile.ir_compensation is not None
+            ir_comp = ({"gain": tensor(pre + "ir_gain"), "offset": tensor(pre + "ir_offset"),
+                        "vectors": int(m.get("ir_vectors") or 0)} if comp else None)
             layer = AnalogLinear.restore(
                 hw, name=name, seed=int(m["seed"]), index=int(m["index"]), in_features=m["in_features"],
                 out_features=m["out_features"], n_slices=int(m["n_slices"]),
@@ -197,7 +204,7 @@ def load_programmed(path, model: nn.Module | Callable[[dict | None], nn.Module])
                 tile=tile, significance=tensor(pre + "significance"),
                 weight_per_us=tensor(pre + "weight_per_us"), calibrated=bool(m["calibrated"]),
                 x_range=m["x_range"], adc_full_scale=None if fs is None else fs.numpy(),
-                t_s=float(m["t_s"]))
+                t_s=float(m["t_s"]), ir_comp=ir_comp)
             layer._read_gen.set_state(tensor(pre + "read_gen_state"))
         except (RuntimeError, ValueError, TypeError, KeyError) as e:
             raise ConfigError(f"{st_path}: layer '{name}' does not restore "

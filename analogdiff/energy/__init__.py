@@ -9,9 +9,9 @@
 Reads shapes and hardware descriptions, never live modules.
 """
 from analogdiff.energy.decode import Autoregressive, Diffusion, Work, schedule_work, work_from_trace
-from analogdiff.energy.estimate import estimate, estimate_layers, estimate_many
+from analogdiff.energy.estimate import estimate, estimate_calibration, estimate_layers, estimate_many
 from analogdiff.energy.report import CostReport
 from analogdiff.shapes import LinearLayer, ModelShape, list_shapes, load_shape
 
-__all__ = ["estimate", "estimate_many", "estimate_layers", "CostReport", "ModelShape", "LinearLayer",
+__all__ = ["estimate", "estimate_many", "estimate_layers", "estimate_calibration", "CostReport", "ModelShape", "LinearLayer",
            "load_shape", "list_shapes", "Diffusion", "Autoregressive", "Work", "schedule_work", "work_from_trace"]

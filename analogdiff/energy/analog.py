@@ -52,25 +52,28 @@ ADC_ENERGY_KEYS = ("adc.walden_fom_fj", "adc.schreier_fom_db", "adc.node_nm", "a
 """Swept ADC-law parameters: they re-price the ADC through its energy law (no column of their own)."""
 BREAKDOWN = ("dac", "array", "adc", "periphery", "switching", "local_digital", "core_power", "attention",
              "norm_elementwise", "sampling", "sram", "noc", *system.BREAKDOWN)
+P_IR_COMP = K.N_PARAMS       # a column the layer kernel does not read: 1 = tile.ir_compensation is on
+N_COLUMNS = K.N_PARAMS + 1   # design-point width (the kernels' columns, then P_IR_COMP)
 
 
 # ----------------------------------------------------------------------------- hardware → design points
 
 def design_row(hw: Hardware) -> np.ndarray:
-    """One design point (N_PARAMS,) from an analog card. Absent components contribute zero cost."""
+    """One design point (N_COLUMNS,) from an analog card. Absent components contribute zero cost."""
     q = _card_row(hw)[None, :]
     _resolve_converters(q, hw, {})
     return q[0]
 
 
 def _card_row(hw: Hardware) -> np.ndarray:
-    """The card's columns (N_PARAMS,), before the converter laws resolve the derived ones."""
+    """The card's columns (N_COLUMNS,), before the converter laws resolve the derived ones."""
     if hw.kind != "analog":
         raise ConfigError(f"{hw.name}: not an analog card (it has a [gpu] table)")
     if hw.digital is None:
         raise ConfigError(f"{hw.name}: digital: the analog cost model needs the [digital] table "
                           "(attention, norms and sampling run there)")
-    t, d, q = hw.tile, hw.device, np.zeros(K.N_PARAMS)
+    t, d, q = hw.tile, hw.device, np.zeros(N_COLUMNS)
+    q[P_IR_COMP] = t.ir_compensation is not None
     q[[K.P_ROWS, K.P_COLS, K.P_SLICES, K.P_REPL, K.P_TILES_PER_CHIP]] = (
         t.rows, t.cols, t.bit_slices, t.replication, t.tiles_per_chip)
     q[[K.P_G_MIN_US, K.P_G_MAX_US, K.P_V_READ_V, K.P_T_INT_NS, K.P_G_FRAC, K.P_ACTIVITY]] = (
@@ -377,6 +380,7 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
     multi = np.array([s is not None for s in systems])             # without [system]: one chip
     q[:, K.P_DIGITAL_GOPS] *= np.where(multi, system.digital_scale(la, q, shape.n_layers), 1.0)
     acc, t_lat, t_ii = run_layer_kernel(la, q, backend)
+    comp_ops, t_lat, t_ii = ir_compensation_work(la, q, t_lat, t_ii)
     dc = digital_counts(shape, work, query_tile(hw))
     cw = work.compressed()
     phase = (cw.repeats.astype(float), cw.positions * float(batch), cw.head_positions * float(batch),
@@ -407,6 +411,8 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
     sys_pj = system.energies_pj(acct, q, t_ns * 1e-9, batch)
     pj["sram"] = pj["sram"] - sys_pj.pop("sram_moved")
     pj.update(sys_pj)
+    if comp_ops is not None:  # the per-column IR-drop correction, its own line (absent on cards without it)
+        pj["ir_compensation"] = comp_ops * q[:, K.P_E_MAC_PJ]
     breakdown_j = {k: np.asarray(v, float) * 1e-12 for k, v in pj.items()}
     e_seq = sum(breakdown_j.values())
     t_seq = t_ns * 1e-9
@@ -425,12 +431,15 @@ def evaluate_points(shape: ModelShape, work: Work, q: np.ndarray, stats: Mapping
         "wordline_toggles": acc[:, K.A_N_WL_TOGGLES], "local_digital_outputs": acc[:, K.A_N_LOCAL_OUTPUTS],
         "tile_busy_s": acc[:, K.A_TILE_NS] * 1e-9,
         "digital_ops": 2 * dc["attention_macs"] + dc["softmax_elements"] + dc["norm_elements"]
-                       + dc["elementwise_ops"] + dc["sample_elements"] + acc[:, K.A_N_RANGE_OPS],
+                       + dc["elementwise_ops"] + dc["sample_elements"] + acc[:, K.A_N_RANGE_OPS]
+                       + (2 * comp_ops if comp_ops is not None else 0.0),
         "attention_macs": np.full(n, dc["attention_macs"]),
         "sram_bytes": sram_bits / 8.0, "noc_bytes_hops": acc[:, K.A_NOC_BIT_HOPS] / 8.0,
         "interconnect_bytes": acct["link_bits"] / 8.0, "dram_bytes": acct["dram_bits"] / 8.0,
         "bytes_moved": (sram_bits + acc[:, K.A_NOC_BIT_HOPS] + acct["link_bits"] + acct["dram_bits"]) / 8.0,
     }
+    if comp_ops is not None:
+        counts["ir_compensation_macs"] = comp_ops
     tiles = acc[:, K.A_TILES]
     return {
         "energy_per_sequence_j": e_seq, "energy_per_token_j": e_seq / g,
@@ -452,6 +461,30 @@ def query_tile(hw: Hardware | Sequence[Hardware] | None) -> int:
     if len(tiles) > 1:
         raise ConfigError(f"digital.attention_query_tile: the cards of one call must share it, got {sorted(tiles)}")
     return tiles.pop() if tiles else Digital.__dataclass_fields__["attention_query_tile"].default
+
+
+def ir_compensation_columns(la: LayerArrays, q: np.ndarray) -> np.ndarray:
+    """(P, L) tile columns read per MVM, one per ADC output after the bit-serial shift-add:
+    ``⌈in / rows⌉ · out · bit_slices`` — each gets one multiply-add of the IR-drop correction
+    (``crossbar/compensation.py``: a gain and an offset per column, applied after the ADC)."""
+    r = np.ceil(la.in_f[None, :] / q[:, K.P_ROWS][:, None])
+    return r * la.out_f[None, :] * q[:, K.P_SLICES][:, None]
+
+
+def ir_compensation_work(la: LayerArrays, q: np.ndarray, t_lat_ns: np.ndarray, t_ii_ns: np.ndarray):
+    """The IR-drop correction's work at the design points where ``tile.ir_compensation`` is on: its
+    multiply-adds over the run (P,) (None when no point has it: nothing changes), and the layer latencies
+    and intervals with the correction as a digital stage after each MVM (columns / digital throughput;
+    ops per GOPS = ns), which the layer pipeline overlaps like any other stage. Cards that price a local
+    digital unit per tile output (``periphery.e_local_digital_pj`` > 0: HERMES's LDPU, whose gain/offset FMAs
+    are this correction) already pay for it there and get no second line."""
+    on = q[:, P_IR_COMP] > 0.5 if q.shape[1] > P_IR_COMP else np.zeros(q.shape[0], bool)
+    on &= q[:, K.P_E_LOCAL_PJ] == 0.0  # a priced local digital unit (HERMES's LDPU) already does this correction
+    if not on.any():
+        return None, t_lat_ns, t_ii_ns
+    cols = ir_compensation_columns(la, q) * on[:, None]                  # (P, L) per MVM
+    t_ns = cols / q[:, K.P_DIGITAL_GOPS][:, None]
+    return (cols * la.mvms[None, :]).sum(axis=1), t_lat_ns + t_ns, np.maximum(t_ii_ns, t_ns)
 
 
 def utilization(la: LayerArrays, q: np.ndarray) -> np.ndarray:

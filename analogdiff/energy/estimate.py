@@ -282,7 +282,8 @@ def estimate_layers(layers: Mapping | Sequence, hw: str | Path | Hardware,
 
     Only the analog layers are priced: digital layers listed by ``mapping_report`` (embeddings, norms,
     attention products, activations) are not, nor the system's links, static power and DRAM (``estimate``
-    prices those). Returns ``{"hardware", "energy_j", "breakdown_j" (dac, array, adc, periphery, sram, noc),
+    prices those). Returns ``{"hardware", "energy_j", "breakdown_j" (dac, array, adc, periphery, sram, noc;
+    ir_compensation on cards with ``tile.ir_compensation``),
     "counts" (mvms, macs, conversions, ...), "tiles", "fits", "chips" (⌈tiles / tile.tiles_per_chip⌉),
     "area_mm2" (chips × system.chip_area_mm2; 0 without [system]),
     "tile_utilization", "mvm_time_s", "layers": {name: {in_features, out_features, matrices, mvms,
@@ -306,18 +307,24 @@ def estimate_layers(layers: Mapping | Sequence, hw: str | Path | Hardware,
         x2=np.array([e.get("mean_x2_norm", nan) for _, e in entries]),
         g_frac=np.array([(e["mean_g_us"] - d.g_min_us) / (d.g_max_us - d.g_min_us) if "mean_g_us" in e
                          else nan for _, e in entries]))
-    acc, _, t_ii = analog.run_layer_kernel(la, q, backend)  # (1, N_ACC), (1, L) ns per MVM
+    acc, t_lat, t_ii = analog.run_layer_kernel(la, q, backend)  # (1, N_ACC), (1, L) ns per MVM
+    comp, _, t_ii = analog.ir_compensation_work(la, q, t_lat, t_ii)  # the IR-drop correction, if on
+    comp_pj = (analog.ir_compensation_columns(la, q)[0] * la.mvms * q[0, analog.K.P_E_MAC_PJ]
+               if comp is not None else np.zeros(len(entries)))  # (L,)
     per_layer = {}
     for i, (name, e) in enumerate(entries):  # one layer at a time for its own energy and tiles
         one = analog.LayerArrays(*(getattr(la, f.name)[i:i + 1] for f in dataclasses.fields(la)))
         a, _, _ = analog.run_layer_kernel(one, q, backend)
         per_layer[name] = {**{k: e[k] for k in ("in_features", "out_features", "matrices", "mvms")},
-                           "energy_j": float(sum(a[0, j] for j in _LAYER_BREAKDOWN.values())) * 1e-12,
+                           "energy_j": float(sum(a[0, j] for j in _LAYER_BREAKDOWN.values()) + comp_pj[i]) * 1e-12,
                            "tiles": int(a[0, analog.K.A_TILES]), "t_interval_ns": float(t_ii[0, i])}
     counts = {k: float(acc[0, j]) for k, j in _LAYER_COUNTS.items()}
     counts["sram_bytes"] /= 8.0
     counts["noc_bytes_hops"] /= 8.0
     breakdown = {k: float(acc[0, j]) * 1e-12 for k, j in _LAYER_BREAKDOWN.items()}
+    if comp is not None:
+        breakdown["ir_compensation"] = float(comp_pj.sum()) * 1e-12
+        counts["ir_compensation_macs"] = float(comp[0])
     tiles = int(acc[0, analog.K.A_TILES])
     chips = max(1, -(-tiles // hw.tile.tiles_per_chip))
     return {"hardware": hw.name, "energy_j": sum(breakdown.values()), "breakdown_j": breakdown,
@@ -325,3 +332,34 @@ def estimate_layers(layers: Mapping | Sequence, hw: str | Path | Hardware,
             "chips": chips, "area_mm2": chips * hw.system.chip_area_mm2 if hw.system else 0.0,
             "tile_utilization": float(analog.utilization(la, q)[0]),
             "mvm_time_s": float((la.mvms * t_ii[0]).sum()) * 1e-9, "layers": per_layer}
+
+
+def estimate_calibration(layers: Mapping | Sequence, hw: str | Path | Hardware,
+                         backend: str = "numba") -> dict[str, Any]:
+    """The one-off cost of fitting the IR-drop correction at programming (``crossbar/compensation.py``),
+    not a per-token cost: ``layers`` as :func:`estimate_layers`, with ``mvms`` = calibration vectors per
+    matrix.
+
+    Priced: every calibration vector read once through the programmed tiles (:func:`estimate_layers`: DAC,
+    array, ADC, periphery, SRAM, NoC); the no-IR-drop reference partial sums computed digitally from the
+    programmed conductances (``in · out · bit_slices`` MACs per vector) and the per-column least-squares
+    sums Σy, Σt, Σy², Σy·t (counted as 3 MACs per tile column per vector: ``3 · ⌈in/rows⌉ · out ·
+    bit_slices``), all at ``digital.e_mac_pj`` and ``digital.throughput_gops``. Returns ``{"energy_j", "time_s", "breakdown_j":
+    {"reads", "reference", "fit"}, "vectors", "macs"}``; time = the reads' ``mvm_time_s`` + digital MACs /
+    throughput (no overlap, an upper bound).
+    """
+    hw = load_hardware(hw)
+    reads = estimate_layers(layers, hw, backend)
+    t, d = hw.tile, hw.digital
+    ref_macs = fit_macs = 0.0
+    for e in reads["layers"].values():
+        n, m_in, m_out = e["mvms"], e["in_features"], e["out_features"]
+        ref_macs += float(n) * m_in * m_out * t.bit_slices
+        fit_macs += 3.0 * float(n) * -(-m_in // t.rows) * m_out * t.bit_slices
+    reads_j = reads["energy_j"] - reads["breakdown_j"].get("ir_compensation", 0.0)  # the correction is being fitted
+    breakdown = {"reads": reads_j, "reference": ref_macs * d.e_mac_pj * 1e-12,
+                 "fit": fit_macs * d.e_mac_pj * 1e-12}
+    macs = ref_macs + fit_macs
+    return {"energy_j": sum(breakdown.values()), "breakdown_j": breakdown,
+            "time_s": reads["mvm_time_s"] + 2.0 * macs / (d.throughput_gops * 1e9),
+            "vectors": int(sum(e["mvms"] for e in reads["layers"].values())), "macs": macs}
