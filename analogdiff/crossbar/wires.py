@@ -116,10 +116,10 @@ def effective_conductance(g_s, r_row_ohm: float, r_col_ohm: float):
 
     ``G_eff[i, j]`` is the current into sense amplifier j per volt on row i, all other rows at 0 V.
     Ideal wires (both resistances 0) give ``g_s`` itself. Returned as the kind of ``g_s``.
-    ``g_s`` may hold a batch (..., rows, cols) of arrays of one geometry, solved one after the other
-    (together they overflow the caches: measured slower), on one thread each: as many at once as numba has
-    threads (``numba.set_num_threads``). About 0.15 s of one core for 256×256, 0.3 s for 256×512, 0.86 s for 512×512
-    (``benchmarks/bench_irdrop.py``).
+    ``g_s`` may hold a batch (..., rows, cols) of arrays of one geometry, each solved on its own (merged
+    together they overflow the caches: measured slower), as many at once as numba has threads
+    (``numba.set_num_threads``). About 0.15 s of one core for 256×256, 0.3–0.5 s for 256×512, 0.86 s for
+    512×512 (``benchmarks/bench_irdrop.py``).
     """
     g = _check_conductances(g_s, batched=True)
     lead, (rows, cols) = g.shape[:-2], g.shape[-2:]
