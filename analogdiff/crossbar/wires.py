@@ -553,6 +553,7 @@ def nodal_column_currents(g_s, v_rows, r_row_ohm: float, r_col_ohm: float):
     volts[n_unknown:] = known
     if n_unknown:
         rhs = -(lap[:n_unknown, n_unknown:] @ known)
-        volts[:n_unknown] = spla.splu(lap[:n_unknown, :n_unknown].tocsc()).solve(rhs)
+        volts[:n_unknown] = spla.splu(lap[:n_unknown, :n_unknown].tocsc(),  # symmetric: minimum degree
+                                     permc_spec="MMD_AT_PLUS_A").solve(rhs)
     currents = -(lap[amp] @ volts)                                     # (cols, B): into each amplifier
     return _like(currents.T.reshape(*batch_shape, cols), v_rows)
