@@ -18,7 +18,9 @@ IR-drop solve of every tile again at the drift time), ``analog_forward`` and ``d
 batches of token ids, half of each sequence masked). The IR-drop solves inside ``program`` and ``drift`` are
 timed separately. On a sample of ``--sparse-tiles`` programmed tiles the same resistive network is also
 solved by one sparse LU (scipy ``splu``, ``wires.nodal_column_currents`` with the identity as inputs): the
-time ratio and the largest difference go in the JSON. Peak memory is the process's peak resident set
+time ratio and the largest difference go in the JSON. ``--layers``/``--vocab`` run a part of the model (fewer
+layers, a smaller head) and project its CPU seconds to the full shape (``projected_full``: an estimate, per
+tile and per weight). Peak memory is the process's peak resident set
 (``resource.getrusage``) after each phase. The machine's load average is printed beside the times (the
 machine may be shared). Goals (issue 13): programming with IR drop ≤ 3 min, whole run ≤ 10 min, peak memory
 ≤ 8 GB, on 2 cores. ``--quick``: a 1-layer d_model 32 model over 64 tokens, to test the script's logic in
@@ -95,20 +97,45 @@ class SolveTimer:
         from analogdiff.crossbar import wires
 
         self.wires, self.inner = wires, wires.effective_conductance
-        self.arrays, self.wall_s = 0, 0.0
+        self.arrays, self.wall_s, self.cpu_s = 0, 0.0, 0.0
         wires.effective_conductance = self
 
     def __call__(self, g_s, r_row_ohm, r_col_ohm):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = self.inner(g_s, r_row_ohm, r_col_ohm)
         self.wall_s += time.perf_counter() - t0
+        self.cpu_s += time.process_time() - c0
         self.arrays += int(np.prod(g_s.shape[:-2]))
         return out
 
     def take(self) -> dict:
-        out = {"arrays": self.arrays, "wall_s": self.wall_s}
-        self.arrays, self.wall_s = 0, 0.0
+        out = {"arrays": self.arrays, "wall_s": self.wall_s, "cpu_s": self.cpu_s}
+        self.arrays, self.wall_s, self.cpu_s = 0, 0.0, 0.0
         return out
+
+
+def linear_shapes(sizes: dict) -> list[tuple[int, int]]:
+    """(in, out) of every ``nn.Linear`` of the model (what is programmed)."""
+    d, f, V = sizes["d_model"], sizes["d_ff"], sizes["vocab_size"]
+    return [(d, 3 * d), (d, d), (d, f), (f, d)] * sizes["n_layers"] + [(d, V)]
+
+
+def tile_count(sizes: dict, rows: int, cols: int) -> int:
+    return sum(math.ceil(i / rows) * math.ceil(o / cols) for i, o in linear_shapes(sizes))
+
+
+def projection(ph: dict, sizes: dict, tokens: int, rows: int, cols: int) -> dict:
+    """CPU seconds of the full GPT-2-small shape over 16,384 tokens, projected from this run's: programming
+    and drift scale with the tiles, the forwards with the weights × tokens (attention is ignored: it is a few
+    per cent of the work at context 1024). An estimate, not a measurement; ``wall_2_cores_s`` assumes both
+    cores are busy (CPU / 2)."""
+    t_ratio = tile_count(FULL, rows, cols) / tile_count(sizes, rows, cols)
+    w_ratio = sum(i * o for i, o in linear_shapes(FULL)) / sum(i * o for i, o in linear_shapes(sizes))
+    scale = {"build": w_ratio, "program": t_ratio, "drift": t_ratio, "analog_forward": w_ratio * 16384 / tokens,
+             "digital_forward": w_ratio * 16384 / tokens}
+    cpu = {k: ph[k]["cpu_s"] * scale[k] for k in scale}
+    return {"tiles": tile_count(FULL, rows, cols), "cpu_s": cpu, "total_cpu_s": sum(cpu.values()),
+            "wall_2_cores_s": {k: v / 2 for k, v in cpu.items()}, "total_wall_2_cores_s": sum(cpu.values()) / 2}
 
 
 def sparse_comparison(amodel, hw, n_tiles: int) -> dict:
@@ -152,6 +179,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--drift-time", type=float, default=86400.0, help="seconds after programming (default 1 day)")
     ap.add_argument("--threads", type=int, default=2, help="torch and numba threads (default 2)")
     ap.add_argument("--sparse-tiles", type=int, default=2, help="tiles solved by the sparse LU too (default 2)")
+    ap.add_argument("--layers", type=int, default=None, help="transformer layers (default 12; fewer for a part "
+                    "of the model whose CPU seconds are projected to the full one)")
+    ap.add_argument("--vocab", type=int, default=None, help="vocabulary incl. the mask (default 50258)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
@@ -163,7 +193,11 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     warnings.filterwarnings("ignore")
-    sizes = QUICK if args.quick else FULL
+    sizes = dict(QUICK if args.quick else FULL)
+    if args.layers:
+        sizes["n_layers"] = args.layers
+    if args.vocab:
+        sizes["vocab_size"] = args.vocab
     seq_len = sizes["context_len"]
     tokens = args.tokens or (64 if args.quick else 16384)
     n_calls = math.ceil(tokens / (args.batch * seq_len))
@@ -205,6 +239,12 @@ def main(argv=None) -> dict:
         print(f"{key:12s} measured {figures[key]:9.2f}   goal <= {goal:g}   "
               f"{'met' if figures[key] <= goal else 'NOT met'}")
     print(f"load average at the end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
+    proj = None
+    if not args.quick and sizes != FULL:
+        proj = projection(ph, sizes, n_calls * args.batch * seq_len, hw.tile.rows, hw.tile.cols)
+        print(f"projected to the full shape ({proj['tiles']} tiles, 16384 tokens; an estimate from this run's CPU "
+              f"seconds): " + ", ".join(f"{k} {v:.0f} s" for k, v in proj["wall_2_cores_s"].items())
+              + f"; total {proj['total_wall_2_cores_s']:.0f} s on 2 busy cores")
     out = {
         "quick": args.quick, "card": hw.name, "drift_time_s": args.drift_time, "threads": args.threads,
         "cpus": os.cpu_count(), "load_average_start": list(load_start), "load_average_end": list(load_end),
@@ -220,6 +260,7 @@ def main(argv=None) -> dict:
         "ratio_analog_to_digital": ratio,
         "ratio_analog_to_digital_cpu": ph["analog_forward"]["cpu_s"] / ph["digital_forward"]["cpu_s"],
         "figures": figures, "goals": GOALS, "goals_met": {k: figures[k] <= g for k, g in GOALS.items()},
+        "projected_full": proj,
     }
     print(json.dumps(out))
     return out
