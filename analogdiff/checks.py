@@ -224,6 +224,20 @@ def read_text(what: str, path: Any) -> str:
                           f"expected a {os.path.splitext(shown)[1] or 'text'} file") from None
 
 
+def text_file(what: str, path: Any) -> str:
+    """The text of a file given to score (``what`` names it): :func:`read_text`'s rules (missing, unreadable,
+    not UTF-8, larger than :data:`MAX_FILE_BYTES`), and neither binary (a NUL character) nor empty
+    (whitespace only). Each refusal is one line naming the file."""
+    text_ = read_text(what, path)
+    shown = shown_path(path)
+    if "\0" in text_:
+        raise ConfigError(f"{what} {shown}: a binary file (NUL character at offset {text_.index(chr(0))}); "
+                          f"expected UTF-8 text")
+    if not text_.strip():
+        raise ConfigError(f"{what} {shown}: empty; expected UTF-8 text to score")
+    return text_
+
+
 def is_file(path: Any) -> bool:
     """``Path(path).is_file()``, False for a path the file system refuses (too long, a NUL character)."""
     return _path_test(path, "is_file")

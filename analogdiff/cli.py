@@ -221,13 +221,20 @@ def _add_experiment_args(p, seeds_help: str) -> None:
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="accuracy of a model on a hardware card over programming seeds, and its cost")
     _add_experiment_args(p, "programming seeds 0..K-1 (default 1)")
-    p.add_argument("--max-chars", type=checks.arg_int(*checks.BUDGET_BOUNDS["eval_chars"]), default=16384,
-                   metavar="N", help="test characters scored per seed (default 16384)")
+    p.add_argument("--text", default=None, metavar="FILE", type=checks.arg_path,
+                   help="score this UTF-8 text file (every token, through the model's tokenizer: bits/token and "
+                        "bits/byte) instead of the Shakespeare test plays")
+    p.add_argument("--max-chars", type=checks.arg_int(*checks.BUDGET_BOUNDS["eval_chars"]), default=None,
+                   metavar="N", help="characters scored per seed (default: 16384 of the test plays; with --text "
+                                     "the whole file)")
     p.add_argument("--t-samples", type=checks.arg_int(*checks.BUDGET_BOUNDS["t_samples"]), default=4, metavar="N",
                    help="NELBO time samples per window (MDLM; default 4)")
-    p.add_argument("--samples", type=checks.arg_int(0, checks.BUDGET_BOUNDS["gen_samples"][1]), default=4,
-                   metavar="N", help="passages generated per seed for generative perplexity (default 4; 0 skips "
-                                     "generation)")
+    p.add_argument("--samples", type=checks.arg_int(0, checks.BUDGET_BOUNDS["gen_samples"][1]), default=None,
+                   metavar="N", help="passages generated per seed for generative perplexity (default 4, with "
+                                     "--text 0; 0 skips generation)")
+    p.add_argument("--judge", default=None, metavar="M", type=checks.arg_path,
+                   help="digital AR model judging the passages (default shakespeare-ar for the character "
+                        "models; none for other vocabularies: entropy only)")
     p.add_argument("--steps", type=_STEPS, default=64, metavar="T",
                    help="denoising steps of the generated passages (MDLM; default 64)")
     p.add_argument("--eval-seed", type=checks.arg(checks.seed), default=0, metavar="N",
@@ -247,12 +254,17 @@ def _run_eval(args) -> int:
     from analogdiff.config import parse_set_options
 
     seeds = checks.seed_count("--seeds", args.seeds)
-    score = ex.Score(eval_chars=checks.integer("--max-chars", args.max_chars, *checks.BUDGET_BOUNDS["eval_chars"]),
+    max_chars = args.max_chars if args.max_chars is not None or args.text else 16384
+    if max_chars is not None:
+        checks.integer("--max-chars", max_chars, *checks.BUDGET_BOUNDS["eval_chars"])
+    score = ex.Score(eval_chars=max_chars,
                      t_samples=checks.integer("--t-samples", args.t_samples, *checks.BUDGET_BOUNDS["t_samples"]),
-                     eval_seed=checks.seed("--eval-seed", args.eval_seed))
-    n = checks.integer("--samples", args.samples, 0, checks.BUDGET_BOUNDS["gen_samples"][1])
+                     eval_seed=checks.seed("--eval-seed", args.eval_seed), text=args.text)
+    n = args.samples if args.samples is not None else (0 if args.text else 4)
+    n = checks.integer("--samples", n, 0, checks.BUDGET_BOUNDS["gen_samples"][1])
     generate = (ex.Generate(steps=checks.integer("--steps", args.steps, 1, checks.BUDGET_BOUNDS["gen_len"][1]),
-                            n_samples=n, eval_seed=args.eval_seed) if n else None)
+                            n_samples=n, eval_seed=args.eval_seed,
+                            judge=args.judge or ex.default_judge(args.model)) if n else None)
     spec = ex.Experiment(model=args.model, card=args.hardware, overrides=parse_set_options(args.set),
                          drift_time_s=checks.drift_time_s("--drift-time", args.drift_time), seeds=tuple(seeds),
                          score=score, generate=generate)
@@ -263,13 +275,15 @@ def _run_eval(args) -> int:
         _print_json(_experiment_json(out))
         return 0
     runs = out["seeds_run"]
-    print(f"{args.model} on {out['hardware']}, {spec.drift_time_s:g} s after programming, "
+    print(f"{args.model}" + (f" scoring {args.text}" if args.text else "") + f" on {out['hardware']}, "
+          f"{spec.drift_time_s:g} s after programming, "
           + ("programming seeds " + ", ".join(map(str, runs)) if runs != [None] else "no noise: one run")
           + " (mean ± sample std [95% interval])")
     for key, s in out["metrics"].items():
         band = f" [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]" if s["n"] > 1 else ""
         print(f"  {key:<22} {s['mean']:.4f}" + (f" ± {s['std']:.4f}{band}" if s["n"] > 1 else ""))
-    for task, what in (("score", "scored character"), ("generate", "generated character")):
+    scored = "scored token" if args.text else "scored character"
+    for task, what in (("score", scored), ("generate", "generated character")):
         if task in out["cost"]:
             e, t = out["cost"][task]["energy_per_token_j"], out["cost"][task]["latency_per_token_s"]
             print(f"  energy/{what:<20} {e['mean']:.4g} J   latency {t['mean']:.4g} s   "

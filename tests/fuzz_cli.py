@@ -240,6 +240,12 @@ def eval_case(draw):
     for flag in flags:
         if draw(st.integers(0, 2)) == 0:
             argv += [flag, draw(cli_numbers)]
+    if argv[0] == "eval" and draw(st.booleans()):  # a text file to score: any bytes, or none at all
+        files["t.txt"] = draw(st.one_of(st.binary(max_size=64), st.text(max_size=64).map(str.encode),
+                                        st.sampled_from([b"", b" \n", b"To be\x00", "\u2588".encode()])))
+        argv += ["--text", draw(st.sampled_from(["t.txt", "t.txt", "missing.txt", "x" * 300, "."]))]
+    if argv[0] == "eval" and draw(st.integers(0, 3)) == 0:
+        argv += ["--judge", draw(st.sampled_from(["shakespeare-ar", "shakespeare-mdlm", "nope"]))]
     return argv, files
 
 

@@ -119,10 +119,18 @@ def test_padding_rows_and_columns_are_cut_off_exactly(r_row, r_col):
     np.testing.assert_array_equal(effective_conductance(np.zeros((4, 3)), r_row, r_col), np.zeros((4, 3)))
 
 
-def test_a_batch_of_arrays_equals_one_call_per_array():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_batch_of_arrays_equals_one_call_per_array(threads):
+    """Bit for bit, whether the arrays of a batch are solved one after the other or on threads."""
+    numba = pytest.importorskip("numba")
     g = np.stack([_random_array(20, 12, seed=s, off=0.1)[0] for s in range(3)])  # (3, 20, 12) S
-    np.testing.assert_array_equal(effective_conductance(g, 2.0, 1.0),
-                                  np.stack([effective_conductance(gk, 2.0, 1.0) for gk in g]))
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        batch = effective_conductance(g, 2.0, 1.0)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(batch, np.stack([effective_conductance(gk, 2.0, 1.0) for gk in g]))
 
 
 def test_batch_shapes_are_kept():

@@ -34,11 +34,13 @@ windows' masks and the sampler, the same for every programming seed so that seed
 from __future__ import annotations
 
 import copy
+import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping
 
 from analogdiff import checks
+from analogdiff.checks import ConfigError
 
 # --------------------------------------------------------------------------- specification
 
@@ -46,18 +48,26 @@ from analogdiff import checks
 @dataclass(frozen=True)
 class Score:
     """Score the test plays: bits/char and token accuracy (MDLM: masked accuracy at each of ``mask_rates``,
-    the headline one at 0.5; AR: next-character accuracy), on the first ``eval_chars`` characters."""
+    the headline one at 0.5; AR: next-character accuracy), on the first ``eval_chars`` characters (None: all).
 
-    eval_chars: int = checks.BUDGET_DEFAULTS["eval_chars"]
+    ``text``: a UTF-8 file scored instead, every token of it (its first ``eval_chars`` characters if given):
+    ``bits_per_token`` and ``bits_per_byte`` (AR exact; diffusion the NELBO bound), ``token_accuracy``
+    (diffusion: ``masked_acc@r``; AR: ``next_token_accuracy``), through the model's own tokenizer."""
+
+    eval_chars: int | None = checks.BUDGET_DEFAULTS["eval_chars"]
     t_samples: int = checks.BUDGET_DEFAULTS["t_samples"]
     batch_size: int = checks.BUDGET_DEFAULTS["batch_size"]
     eval_seed: int = 0
     split: str = "test"
     mask_rates: tuple = (0.15, 0.5, 0.9)
+    text: str | None = None
 
     def __post_init__(self):
         lo, hi = checks.BUDGET_BOUNDS["eval_chars"]
-        checks.integer("eval_chars", self.eval_chars, lo, hi)
+        if self.eval_chars is not None:
+            checks.integer("eval_chars", self.eval_chars, lo, hi)
+        if self.text is not None:
+            checks.text("text", self.text, checks.MAX_PATH_CHARS)
         checks.integer("t_samples", self.t_samples, *checks.BUDGET_BOUNDS["t_samples"])
         checks.integer("batch_size", self.batch_size, *checks.BUDGET_BOUNDS["batch_size"])
         checks.seed("eval_seed", self.eval_seed)
@@ -250,9 +260,53 @@ def stochastic(hw) -> bool:
 # --------------------------------------------------------------------------- the tasks
 
 
+def text_ids(lm, path: str, max_chars: int | None = None):
+    """Token ids (n,) of the text file ``path`` (its first ``max_chars`` characters) in ``lm``'s vocabulary,
+    and the UTF-8 bytes each covers (n,); a file that cannot be scored is one line naming it."""
+    from analogdiff.lm.tokenizer import encode_with_bytes
+
+    text = checks.text_file("text file", path)
+    if max_chars is not None:
+        text = text[:max_chars]
+    where = f"text file {checks.shown_path(path)}"
+    try:
+        ids, n_bytes = encode_with_bytes(lm.vocab, text)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    mask = lm.mask_id if lm.kind == "mdlm" else None
+    if mask is not None and bool((ids == mask).any()):
+        at = int((ids == mask).nonzero()[0, 0])
+        raise ConfigError(f"{where}: token {at} is the model's mask token (id {mask}), which it never predicts; "
+                          f"remove it from the text")
+    return ids, n_bytes
+
+
+def _score_text(runner, lm, task: Score, trace) -> dict:
+    import torch
+
+    from analogdiff.lm.evaluate import masked_token_accuracy, next_token_accuracy, token_nats
+
+    ids, n_bytes = text_ids(lm, task.text, task.eval_chars)
+    nats = token_nats(runner, ids, task.t_samples, task.eval_seed, task.batch_size, trace=trace, tail=True)
+    scored = ~torch.isnan(nats)
+    bits = float(nats[scored].sum()) / math.log(2.0)
+    out = {"bits_per_token": bits / int(scored.sum()), "bits_per_byte": bits / int(n_bytes[scored].sum())}
+    if lm.kind == "mdlm":
+        for i, rate in enumerate(task.mask_rates):
+            out[f"masked_acc@{rate:g}"] = masked_token_accuracy(runner, ids, rate, task.eval_seed + 1 + i,
+                                                                task.batch_size, trace=trace, tail=True)
+        out["token_accuracy"] = out.get("masked_acc@0.5", out[f"masked_acc@{task.mask_rates[0]:g}"])
+    else:
+        out["next_token_accuracy"] = next_token_accuracy(runner, ids, task.batch_size, trace=trace, tail=True)
+        out["token_accuracy"] = out["next_token_accuracy"]
+    return out
+
+
 def _score(runner, lm, task: Score, trace) -> dict:
     from analogdiff.lm.evaluate import bits_per_char, masked_accuracy, next_char_accuracy
 
+    if task.text is not None:
+        return _score_text(runner, lm, task, trace)
     n = task.eval_chars
     out = {"bits_per_char": bits_per_char(runner, task.split, n, task.t_samples, task.eval_seed,
                                           task.batch_size, trace=trace)}
@@ -340,6 +394,12 @@ def _vocab_id(vocab):
     return ("bpe", vocab.size, vocab.tokenizer.to_str())
 
 
+def default_judge(model_ref: str, judge: str = "shakespeare-ar") -> str | None:
+    """``judge`` when it shares ``model_ref``'s vocabulary (the character models), else None: a published
+    checkpoint's passages have no known digital AR twin here (name one that shares its tokenizer)."""
+    return judge if _vocab_id(model(model_ref).vocab) == _vocab_id(model(judge).vocab) else None
+
+
 def check(spec: Experiment) -> None:
     """Every cheap check of ``spec`` before any chip is programmed: the card and overrides load, the model
     and the judge load, the task fits the model's context, and the model fits the card's tiles. Raises
@@ -350,7 +410,14 @@ def check(spec: Experiment) -> None:
     lm = model(spec.model)
     C = lm.shape.context_len
     estimate(lm.shape, hw, decode=Autoregressive(seq_len=C))  # tiles vs chip capacity
-    if spec.score is not None and spec.score.eval_chars < C + 1:
+    if spec.score is not None and spec.score.text is not None:
+        from analogdiff.lm.evaluate import scored_tokens
+
+        ids, _ = text_ids(lm, spec.score.text, spec.score.eval_chars)
+        if scored_tokens(lm, ids) == 0:
+            checks.fail("text", f"text file {checks.shown_path(spec.score.text)}: its {ids.numel()} token(s) leave "
+                                f"nothing to score (the first is context for {spec.model})")
+    elif spec.score is not None and spec.score.eval_chars is not None and spec.score.eval_chars < C + 1:
         checks.fail("eval_chars", f"must be at least context_len + 1 = {C + 1} characters (one window), "
                                   f"got {spec.score.eval_chars}")
     c = spec.complete

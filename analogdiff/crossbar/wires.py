@@ -116,9 +116,10 @@ def effective_conductance(g_s, r_row_ohm: float, r_col_ohm: float):
 
     ``G_eff[i, j]`` is the current into sense amplifier j per volt on row i, all other rows at 0 V.
     Ideal wires (both resistances 0) give ``g_s`` itself. Returned as the kind of ``g_s``.
-    ``g_s`` may hold a batch (..., rows, cols) of arrays of one geometry, solved one after the other
-    (together they overflow the caches: measured slower). About 0.15 s of one core for 256×256, 0.3 s for 256×512, 0.86 s for 512×512
-    (``benchmarks/bench_irdrop.py``).
+    ``g_s`` may hold a batch (..., rows, cols) of arrays of one geometry, each solved on its own (merged
+    together they overflow the caches: measured slower), as many at once as numba has threads
+    (``numba.set_num_threads``). About 0.15 s of one core for 256×256, 0.3–0.5 s for 256×512, 0.86 s for
+    512×512 (``benchmarks/bench_irdrop.py``).
     """
     g = _check_conductances(g_s, batched=True)
     lead, (rows, cols) = g.shape[:-2], g.shape[-2:]
@@ -134,7 +135,12 @@ def _effective_conductance(g: np.ndarray, r_row_ohm: float, r_col_ohm: float) ->
     tile — are cut off exactly before the solve: the east ends of the row wires then carry no current,
     and the column wires below the last used row only add their segments in series to the last one."""
     if g.ndim == 3:
-        return np.stack([_effective_conductance(gk, r_row_ohm, r_col_ohm) for gk in g]) if len(g) else g.copy()
+        if len(g) < 2 or _threads() < 2:
+            return np.stack([_effective_conductance(gk, r_row_ohm, r_col_ohm) for gk in g]) if len(g) else g.copy()
+        from concurrent.futures import ThreadPoolExecutor
+
+        with _blas_one_thread(), ThreadPoolExecutor(min(_threads(), len(g))) as pool:
+            return np.stack(list(pool.map(lambda gk: _effective_conductance(gk, r_row_ohm, r_col_ohm), g)))
     if r_row_ohm == 0.0 and r_col_ohm == 0.0:
         return g.copy()
     rows_used = np.nonzero(g.any(axis=1))[0]
@@ -153,6 +159,17 @@ def _effective_conductance(g: np.ndarray, r_row_ohm: float, r_col_ohm: float) ->
         with _blas_one_thread():
             out[:ru, :cu] = _hierarchical_schur(sub, 1.0 / r_row_ohm, 1.0 / r_col_ohm, gc_last)
     return out
+
+
+def _threads() -> int:
+    """Arrays of a batch solved at once, one per thread: numba's thread count (``NUMBA_NUM_THREADS``,
+    ``numba.set_num_threads``), the library's one knob for CPU parallelism. The compiled merges and LAPACK
+    release the GIL, so the threads run on separate cores."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a core dependency
+        return 1
+    return numba.get_num_threads()
 
 
 def _blas_one_thread():
@@ -536,6 +553,7 @@ def nodal_column_currents(g_s, v_rows, r_row_ohm: float, r_col_ohm: float):
     volts[n_unknown:] = known
     if n_unknown:
         rhs = -(lap[:n_unknown, n_unknown:] @ known)
-        volts[:n_unknown] = spla.splu(lap[:n_unknown, :n_unknown].tocsc()).solve(rhs)
+        volts[:n_unknown] = spla.splu(lap[:n_unknown, :n_unknown].tocsc(),  # symmetric: minimum degree
+                                     permc_spec="MMD_AT_PLUS_A").solve(rhs)
     currents = -(lap[amp] @ volts)                                     # (cols, B): into each amplifier
     return _like(currents.T.reshape(*batch_shape, cols), v_rows)

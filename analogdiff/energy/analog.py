@@ -248,12 +248,15 @@ _ALIASES = {"qkv": "attn.qkv", "attn_qkv": "attn.qkv", "c_attn": "attn.qkv", "at
             "up_proj": "mlp.up", "c_fc": "mlp.up", "mlp.0": "mlp.up", "mlp.down": "mlp.down",
             "down_proj": "mlp.down", "mlp.c_proj": "mlp.down", "mlp.2": "mlp.down", "mlp.gate": "mlp.gate",
             "gate_proj": "mlp.gate", "head": "head", "lm_head": "head", "output_layer.linear": "head",
-            "adaln_modulation": "cond.adaln"}
+            "adaln_modulation": "cond.adaln", "sigma_map.mlp.0": "cond.mlp1", "sigma_map.mlp.2": "cond.mlp2",
+            "output_layer.adaln_modulation": "cond.final"}
+# MDLM's DiT names (models/dit.py): the time embedding ``sigma_map.mlp.{0,2}`` and the final layer's modulation
+# ``output_layer.adaLN_modulation``, matched on three and two name parts before "mlp.0"/"adaln_modulation".
 
 
 def _match_kind(name: str, s: Mapping, kinds: Mapping) -> str:
     parts = name.lower().split(".")
-    for n in (2, 1):
+    for n in (3, 2, 1):
         kind = _ALIASES.get(".".join(parts[-n:]))
         if kind in kinds:
             break

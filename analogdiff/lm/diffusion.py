@@ -42,16 +42,33 @@ def q_xt(x0: torch.Tensor, t: torch.Tensor, mask_id: int, gen: torch.Generator) 
     return torch.where(u < t[:, None], torch.full_like(x0, mask_id), x0)
 
 
+def masked_nll(logits: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """-log p(x0 | xt) at the masked positions, 0 elsewhere (carried over, no loss), nats: (B, L).
+
+    logits (B, L, V) from the denoiser on ``xt``; ``x0``, ``xt`` (B, L). Computed in the logits' precision
+    when it is float64, else float32."""
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    nll = F.cross_entropy(logits.transpose(1, 2).to(dtype), x0, reduction="none")  # (B, L) nats
+    return torch.where(xt == mask_id, nll, torch.zeros_like(nll))
+
+
 def nelbo_per_sequence(logits: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
                        mask_id: int) -> torch.Tensor:
     """One-sample NELBO estimate per sequence, in nats: (B,).
 
     logits (B, L, V) from the denoiser on ``xt``; ``x0``, ``xt`` (B, L); ``t`` (B,).
     """
-    masked = xt == mask_id  # (B, L)
-    nll = F.cross_entropy(logits.transpose(1, 2).float(), x0, reduction="none")  # (B, L) nats
-    nll = torch.where(masked, nll, torch.zeros_like(nll))  # unmasked: carried over, no loss
+    nll = masked_nll(logits.float(), x0, xt, mask_id)  # (B, L)
     return nelbo_weight(t.to(nll.dtype)) * nll.sum(dim=1)  # (B,)
+
+
+def nelbo_per_token(logits: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
+                    mask_id: int) -> torch.Tensor:
+    """The one-sample NELBO estimate attributed to each token, nats: (B, L), ``1/t`` × its masked NLL (0 for
+    unmasked tokens); its row sums are :func:`nelbo_per_sequence` up to rounding (and precision: float64
+    logits stay float64)."""
+    nll = masked_nll(logits, x0, xt, mask_id)  # (B, L)
+    return nelbo_weight(t.to(nll.dtype))[:, None] * nll
 
 
 def mdlm_loss(model, x0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -38,78 +38,149 @@ from analogdiff.checks import ConfigError
 from ..trace import Trace
 
 from . import corpus
-from .diffusion import nelbo_per_sequence, q_xt, stratified_times
+from .diffusion import nelbo_per_token, q_xt, stratified_times
 from .sampling import generate_ids
 
 MASK_RATES = (0.15, 0.5, 0.9)
 GEN_STEPS = (16, 64, 256)
 
 
+def index_windows(n: int, width: int, overlap: int, tail: bool = False) -> list[torch.Tensor]:
+    """Windows of ``width`` positions over ``n`` tokens, consecutive windows sharing ``overlap`` positions:
+    a list of index groups (k, width) — the full windows — and, with ``tail``, one shorter window (1, w)
+    holding the tokens after them when any is left to score (w > overlap)."""
+    stride = width - overlap
+    k = (n - overlap) // stride if n >= width else 0
+    groups = [torch.arange(k)[:, None] * stride + torch.arange(width)] if k else []
+    if tail and n - k * stride > overlap:
+        groups.append(torch.arange(k * stride, n)[None])
+    return groups
+
+
+def _context_first(model) -> bool:
+    """Whether position 0 of every window is given context, never masked nor scored: an AR model (it
+    predicts token i+1 at position i) or a diffusion model whose logits are shifted by one (Dream: output
+    i-1 predicts token i, so position 0 has no prediction of its own)."""
+    return model.kind == "ar" or bool(getattr(model, "logits_shifted", False))
+
+
+def _with_bos(model, ids: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``ids`` with the vocabulary's BOS token in front when the first position is context (so that the
+    first token of the text is scored too), and the number of tokens put in front (0 or 1)."""
+    bos = getattr(model.vocab, "bos_id", None)
+    if bos is None or not _context_first(model):
+        return ids, 0
+    return torch.cat([torch.tensor([bos], dtype=ids.dtype), ids]), 1
+
+
+def scored_tokens(model, ids: torch.Tensor, tail: bool = True) -> int:
+    """How many tokens of ``ids`` :func:`token_nats` scores (with ``tail``: all but a context first
+    position, unless a BOS token stands in for it)."""
+    ids, _ = _with_bos(model, ids)
+    given = int(_context_first(model))
+    width = model.shape.context_len + (1 if model.kind == "ar" else 0)
+    return sum(g[:, given:].numel() for g in index_windows(ids.numel(), width, given, tail))
+
+
+def _batches(groups: list[torch.Tensor], batch_size: int):
+    for group in groups:
+        for b in range(0, group.shape[0], batch_size):
+            yield group[b:b + batch_size]  # (b, width) token indices
+
+
+@torch.no_grad()
+def token_nats(model, ids: torch.Tensor, t_samples: int = 1, seed: int = 0, batch_size: int = 32,
+               trace: Trace | None = None, tail: bool = False) -> torch.Tensor:
+    """Negative log-likelihood of each token of ``ids`` (n,), nats, float64 (n,); NaN where not scored.
+
+    AR: exact NLL of each token given the window before it; windows of ``context_len + 1`` tokens share
+    one (the first of each is context). Diffusion: the continuous-time NELBO bound, each window's share of
+    it attributed to its masked tokens, the mean over ``t_samples`` draws of t per window (times stratified
+    over all windows and draws, generator seeded with ``seed``); windows of ``context_len`` tokens, or,
+    for shifted-logit models (Dream), windows sharing one token that is given, never masked. With a BOS
+    token (a vocabulary's ``bos_id``) and a context first position, BOS is put in front so the first token
+    is scored too. ``tail``: the tokens after the last full window are scored in one shorter window (else
+    they are not scored). ``trace``: every model call is recorded there; its ``tokens`` grow by the tokens
+    scored (times ``t_samples`` for diffusion).
+    """
+    ids, front = _with_bos(model, ids)
+    n, L = ids.numel(), model.shape.context_len
+    nats = torch.zeros(n, dtype=torch.float64)
+    scored = torch.zeros(n, dtype=torch.bool)
+    was_training = model.training
+    model.eval()
+    if model.kind == "ar":
+        groups = index_windows(n, L + 1, 1, tail)
+        if not groups:
+            raise ConfigError(f"max_chars: need at least {L + 1} tokens, got {n}")
+        for idx in _batches(groups, batch_size):
+            x = ids[idx]  # (b, w)
+            logits = model(x[:, :-1], trace=trace)  # (b, w-1, V)
+            nll = F.cross_entropy(logits.transpose(1, 2).double(), x[:, 1:], reduction="none")  # (b, w-1)
+            nats.index_add_(0, idx[:, 1:].reshape(-1), nll.reshape(-1))
+            scored[idx[:, 1:].reshape(-1)] = True
+        draws = 1
+    else:
+        given = int(_context_first(model))
+        groups = index_windows(n, L, given, tail)
+        if not groups:
+            raise ConfigError(f"max_chars: need at least {L} tokens, got {n}")
+        gen = torch.Generator().manual_seed(seed)
+        rows = [g.repeat(t_samples, 1) for g in groups]  # windows × t-samples, per group
+        t_all = stratified_times(sum(r.shape[0] for r in rows), gen).split([r.shape[0] for r in rows])
+        for idx_all, t_grp in zip(rows, t_all):
+            for b in range(0, idx_all.shape[0], batch_size):
+                idx, t = idx_all[b:b + batch_size], t_grp[b:b + batch_size]  # (b, w), (b,)
+                x0 = ids[idx]
+                xt = q_xt(x0, t, model.mask_id, gen)  # (b, w)
+                if given:
+                    xt[:, 0] = x0[:, 0]
+                logits = model(xt, trace=trace).double()  # (b, w, V)
+                per_token = nelbo_per_token(logits, x0, xt, t.double(), model.mask_id)  # (b, w) nats
+                nats.index_add_(0, idx[:, given:].reshape(-1), per_token[:, given:].reshape(-1) / t_samples)
+                scored[idx[:, given:].reshape(-1)] = True
+        draws = t_samples
+    model.train(was_training)
+    if trace is not None:
+        trace.tokens += int(scored.sum()) * draws
+    return nats.masked_fill(~scored, float("nan"))[front:]
+
+
+def _split(model, split: str, max_chars: int | None) -> torch.Tensor:
+    ids = corpus.split_ids(split, model.vocab)
+    return ids if max_chars is None else ids[:max_chars]
+
+
 @torch.no_grad()
 def bits_per_char(model, split: str = "test", max_chars: int | None = None, t_samples: int = 1,
                   seed: int = 0, batch_size: int = 32, trace: Trace | None = None) -> float:
-    """Bits per character of ``split`` (its first ``max_chars`` characters; all if None).
-
-    AR: exact NLL of every character after the first of each window, the window being ``context_len + 1``
-    consecutive characters (windows overlap by one, so each character is predicted once, with a context
-    that restarts at each window). MDLM: the continuous-time NELBO bound on windows of ``context_len``
-    characters, Monte Carlo over ``t`` with ``t_samples`` draws per window, the times stratified over all
-    windows and draws (generator seeded with ``seed``). ``trace``: every model call is recorded there and
-    its ``tokens`` grow by the characters scored (AR: n·L; MDLM: n·L·t_samples).
-    """
-    ids = corpus.split_ids(split, model.vocab)
-    if max_chars is not None:
-        ids = ids[:max_chars]
-    L = model.shape.context_len
-    was_training = model.training
-    model.eval()
-    total_nats, total_chars = 0.0, 0
-    if model.kind == "ar":
-        n = (ids.numel() - 1) // L
-        if n < 1:
-            raise ConfigError(f"max_chars: need at least {L + 1} characters, got {ids.numel()}")
-        starts = torch.arange(n) * L
-        windows = ids[starts[:, None] + torch.arange(L + 1)]  # (n, L+1)
-        for b in range(0, n, batch_size):
-            x = windows[b:b + batch_size]  # (b, L+1)
-            logits = model(x[:, :-1], trace=trace)  # (b, L, V)
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2).double(), x[:, 1:], reduction="sum")
-            total_nats += float(nll)
-            total_chars += x[:, 1:].numel()
-    else:
-        windows = corpus.tiled_windows(ids, L)  # (n, L)
-        n = windows.shape[0]
-        if n < 1:
-            raise ConfigError(f"max_chars: need at least {L} characters, got {ids.numel()}")
-        gen = torch.Generator().manual_seed(seed)
-        x0_all = windows.repeat(t_samples, 1)  # (n*S, L)
-        t_all = stratified_times(x0_all.shape[0], gen)  # (n*S,)
-        for b in range(0, x0_all.shape[0], batch_size):
-            x0, t = x0_all[b:b + batch_size], t_all[b:b + batch_size]
-            xt = q_xt(x0, t, model.mask_id, gen)  # (b, L)
-            logits = model(xt, trace=trace).double()  # (b, L, V)
-            total_nats += float(nelbo_per_sequence(logits, x0, xt, t.double(), model.mask_id).sum())
-        total_chars = n * L * t_samples
-    model.train(was_training)
-    if trace is not None:
-        trace.tokens += total_chars
-    return total_nats / total_chars / math.log(2.0)
+    """Bits per character of ``split`` (its first ``max_chars`` characters; all if None): :func:`token_nats`
+    over the full windows (AR: ``context_len + 1`` characters sharing one, the context restarting at each
+    window; MDLM: the NELBO bound on windows of ``context_len``, ``t_samples`` draws each). ``trace``:
+    every model call is recorded there and its ``tokens`` grow by the characters scored (AR: n·L; MDLM:
+    n·L·t_samples)."""
+    nats = token_nats(model, _split(model, split, max_chars), t_samples, seed, batch_size, trace)
+    scored = ~torch.isnan(nats)
+    return float(nats[scored].sum()) / int(scored.sum()) / math.log(2.0)
 
 
 @torch.no_grad()
-def masked_accuracy(model, split: str, rate: float, max_chars: int | None, seed: int, batch_size: int = 32,
-                    trace: Trace | None = None) -> float:
-    """Argmax accuracy on the characters masked independently with probability ``rate`` (MDLM only).
-    ``trace``: every model call is recorded there; its ``tokens`` grow by the masked (scored) characters."""
-    ids = corpus.split_ids(split, model.vocab)[:max_chars]
-    windows = corpus.tiled_windows(ids, model.shape.context_len)  # (n, L)
+def masked_token_accuracy(model, ids: torch.Tensor, rate: float, seed: int, batch_size: int = 32,
+                          trace: Trace | None = None, tail: bool = False) -> float:
+    """Argmax accuracy on the tokens of ``ids`` masked independently with probability ``rate`` (diffusion
+    models only), on :func:`token_nats`'s windows (a shifted-logit model's given first position is never
+    masked). ``trace``: every model call is recorded there; its ``tokens`` grow by the masked (scored)
+    tokens."""
+    given = int(_context_first(model))
     gen = torch.Generator().manual_seed(seed)
     right = total = 0
-    for b in range(0, windows.shape[0], batch_size):
-        x0 = windows[b:b + batch_size]  # (b, L)
-        xt = q_xt(x0, torch.full((x0.shape[0],), rate), model.mask_id, gen)  # (b, L)
+    for idx in _batches(index_windows(ids.numel(), model.shape.context_len, given, tail), batch_size):
+        x0 = ids[idx]  # (b, w)
+        xt = q_xt(x0, torch.full((x0.shape[0],), rate), model.mask_id, gen)  # (b, w)
+        if given:
+            xt[:, 0] = x0[:, 0]
         masked = xt == model.mask_id
-        pred = model(xt, trace=trace).argmax(dim=-1)  # (b, L)
+        pred = model(xt, trace=trace).argmax(dim=-1)  # (b, w)
         right += int((pred == x0)[masked].sum())
         total += int(masked.sum())
     if trace is not None:
@@ -117,23 +188,32 @@ def masked_accuracy(model, split: str, rate: float, max_chars: int | None, seed:
     return right / max(total, 1)
 
 
+def masked_accuracy(model, split: str, rate: float, max_chars: int | None, seed: int, batch_size: int = 32,
+                    trace: Trace | None = None) -> float:
+    """:func:`masked_token_accuracy` on the first ``max_chars`` characters of ``split`` (full windows)."""
+    return masked_token_accuracy(model, _split(model, split, max_chars), rate, seed, batch_size, trace)
+
+
 @torch.no_grad()
-def next_char_accuracy(model, split: str, max_chars: int | None, batch_size: int = 32,
-                       trace: Trace | None = None) -> float:
-    """Argmax next-character accuracy (AR only), on the windows :func:`bits_per_char` uses. ``trace``: every
-    model call is recorded there; its ``tokens`` grow by the characters scored."""
-    ids = corpus.split_ids(split, model.vocab)[:max_chars]
-    L = model.shape.context_len
-    n = (ids.numel() - 1) // L
-    windows = ids[(torch.arange(n) * L)[:, None] + torch.arange(L + 1)]  # (n, L+1)
+def next_token_accuracy(model, ids: torch.Tensor, batch_size: int = 32, trace: Trace | None = None,
+                        tail: bool = False) -> float:
+    """Argmax next-token accuracy (AR only) on :func:`token_nats`'s windows of ``ids``. ``trace``: every
+    model call is recorded there; its ``tokens`` grow by the tokens scored."""
+    ids, _ = _with_bos(model, ids)
     right = total = 0
-    for b in range(0, n, batch_size):
-        x = windows[b:b + batch_size]  # (b, L+1)
+    for idx in _batches(index_windows(ids.numel(), model.shape.context_len + 1, 1, tail), batch_size):
+        x = ids[idx]  # (b, w)
         right += int((model(x[:, :-1], trace=trace).argmax(dim=-1) == x[:, 1:]).sum())
         total += x[:, 1:].numel()
     if trace is not None:
         trace.tokens += total
     return right / max(total, 1)
+
+
+def next_char_accuracy(model, split: str, max_chars: int | None, batch_size: int = 32,
+                       trace: Trace | None = None) -> float:
+    """:func:`next_token_accuracy` on the first ``max_chars`` characters of ``split`` (full windows)."""
+    return next_token_accuracy(model, _split(model, split, max_chars), batch_size, trace)
 
 
 @torch.no_grad()

@@ -113,7 +113,8 @@ def load_checkpoint_dir(path) -> HubLM:
     with torch.device("meta"):  # no memory for weights until they are loaded
         model = build(cfg, shape, card)
         model.tie_weights()
-    vocab = BPEVocab.from_file(directory / TOKENIZER, shape.vocab_size, mask_id(cfg))
+    bos = cfg.int("bos_token_id", -1, lo=-1)  # absent or null: -1, no BOS token
+    vocab = BPEVocab.from_file(directory / TOKENIZER, shape.vocab_size, mask_id(cfg), None if bos < 0 else bos)
     tensors, origin = read_weights(directory)
     tensors = _check_tensors(model, model.rename(tensors), origin, directory)
     model.load_state_dict(tensors, strict=False, assign=True)  # strict check done above (tied heads absent)

@@ -95,6 +95,8 @@ class HubLM(nn.Module):
     """
 
     causal = False
+    logits_shifted = False
+    """True where output i-1 predicts token i of a diffusion model (Dream): scorers then give position 0."""
 
     def __init__(self, kind: str, shape, card: dict):
         super().__init__()

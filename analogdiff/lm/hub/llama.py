@@ -84,6 +84,7 @@ class LlamaLike(HubLM):
     def __init__(self, cfg, shape, card: dict, kind: str):
         super().__init__(kind, shape, card)
         self.causal = kind == "ar"
+        self.logits_shifted = kind == "mdlm"  # Dream: position 0 has no prediction of its own (scorers give it)
         cfg.choice("hidden_act", ("silu",), "silu")
         if cfg.data.get("rope_scaling") is not None:
             raise ConfigError(f"{cfg.path}: field 'rope_scaling' = {cfg.data['rope_scaling']!r} is not supported; "
