@@ -112,3 +112,10 @@ def test_hwa_recovery_by_hand_and_on_its_card_only():
     assert "+0.050 bits/char" in price[1]
     # the headline claims (degradation of MDLM vs AR) see pcm-ibm only: no pcm-hermes row enters them
     assert all("pcm-hermes" not in r[3] for r in table if r[0].startswith(("m ", "m-hwa ")))
+
+
+def test_a_rounding_sized_interval_reads_as_no_difference():
+    base = np.linspace(2.0, 3.0, 30)
+    rows = [_row("m", "mdlm", "digital", base), _row("m", "mdlm", "none", base * (1 + 1e-12)),
+            _row("a", "ar", "digital", base), _row("a", "ar", "none", base)]
+    assert claims(rows)[0][1].startswith("no difference")
