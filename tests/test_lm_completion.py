@@ -117,6 +117,7 @@ def test_injection_zero_changes_nothing_and_k_corrupts_round_k_n_over_100():
         ids, info = complete(m, w, 20, 10, "remask", seed=2, inject_pct=k)
         assert info["injected"].sum(dim=1).tolist() == [round(k * 20 / 100)] * 4
         assert (info["repaired"] == 0).all()  # LLaDA remasking never revises a decoded character
+        assert (info["revised_clean"] == 0).all()  # nor an uncorrupted one: its base rate is 0
 
 
 def test_corrupt_writes_a_different_id_at_exactly_n_allowed_positions():
@@ -134,10 +135,11 @@ def test_remdm_revises_injected_characters_and_ar_cannot():
     w = _windows(8, 8, 24)
     _, info = complete(m, w, 24, 24, "remdm", eta=1.0, seed=0, inject_pct=20)
     assert float(info["repaired"].mean()) > 0
+    assert 0 < float(info["revised_clean"].mean()) <= 1  # ReMDM also revises uncorrupted characters: a base rate
     ar = _tiny("ar", seed=1)
     ids, info = complete(ar, w, 24, seed=0, inject_pct=20)
     assert info["injected"].sum(1).tolist() == [n_corrupt(20, 24)] * 8
-    assert (info["repaired"] == 0).all()
+    assert (info["repaired"] == 0).all() and (info["revised_clean"] == 0).all()
     assert not info["injected"][:, 12:].any()  # injected midway, among the first half
 
 

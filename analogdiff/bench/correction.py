@@ -322,8 +322,15 @@ def _repair_claims(comp, models, T) -> list[list[str]]:
                     if not v:
                         continue
                     b = mean_of(v)
+                    base = per_prompt(comp, "revised_clean", model=m, sampler=sampler, inject_pct=k, effect=effect)
+                    above = ""
+                    if base and sampler == "remdm":
+                        d = difference_of(v, base)
+                        above = (f"; uncorrupted characters revised {100 * mean_of(base)['mean']:.1f}%, so above that "
+                                 f"base rate {100 * d['mean']:+.1f} pp [{100 * d['ci95'][0]:+.1f}, "
+                                 f"{100 * d['ci95'][1]:+.1f}] ({_answer(d, 'repair beyond chance', 'less than chance')})")
                     out.append([f"{_name(m)} ({sampler}) repairs injected errors (k = {k:g}%)",
-                                f"{100 * b['mean']:.1f}% of the corrupted characters revised",
+                                f"{100 * b['mean']:.1f}% of the corrupted characters revised{above}",
                                 f"[{100 * b['ci95'][0]:.1f}, {100 * b['ci95'][1]:.1f}]%",
                                 f"{'digital' if effect == 'digital' else 'analog, all effects'}; "
                                 + ("AR cannot revise: 0 by construction" if sampler == "ar" else

@@ -354,6 +354,7 @@ def _complete(runner, lm, task: Complete, seed: int | None) -> tuple[dict, dict,
         per["judge_bits_per_char"] = (judge_nll(model(task.judge), windows, ids, task.batch_size) * bits).tolist()
     if task.inject_pct > 0:
         per["repaired"] = info["repaired"].tolist()
+        per["revised_clean"] = info["revised_clean"].tolist()
     if task.loss is not None:
         nll = continuation_nll(runner, windows, task.n_new, task.loss, task.t_samples, task.eval_seed,
                                task.batch_size, trace)

@@ -13,7 +13,8 @@ Generation (:func:`complete`): the AR model decodes left to right with its KV ca
 decoded characters per prompt midway (after step ``steps // 2``; AR: after ``n_new // 2`` characters), with
 a uniformly drawn wrong character; ``info["repaired"]`` (B,) is the fraction of them that differ from the
 written character at the end (the sampler revised them) — 0 by construction for AR and for every sampler
-whose decoded tokens are final.
+whose decoded tokens are final; ``info["revised_clean"]`` (B,) is the same fraction for the decoded characters
+that were *not* corrupted (the sampler's base rate of revision), so repair above chance is the difference.
 
 Log-loss of the true continuation (:func:`continuation_nll`, nats per prompt, summed over the N characters):
 
@@ -176,8 +177,18 @@ def complete(model, windows: torch.Tensor, n_new: int, steps: int | None = None,
     ids = x[:, P:]  # (B, N)
     revised = (ids != written) & injected
     counts = injected.sum(dim=1).double()  # (B,)
-    repaired = torch.where(counts > 0, revised.sum(dim=1) / counts.clamp(min=1), torch.full_like(counts, float("nan")))
-    return ids, {"injected": injected, "repaired": repaired, "trace": trace}
+    nan = torch.full_like(counts, float("nan"))
+    repaired = torch.where(counts > 0, revised.sum(dim=1) / counts.clamp(min=1), nan)
+    # the base rate: of the decoded, uncorrupted characters at the injection, the fraction revised by the end
+    # (AR and final-token samplers: 0 by construction)
+    if model.kind == "ar" or n_bad == 0 or info.get("at_inject") is None:
+        revised_clean = torch.where(counts > 0, torch.zeros_like(counts), nan)
+    else:
+        at = info["at_inject"][:, P:]  # (B, N)
+        clean = (at != model.mask_id) & ~injected
+        n_clean = clean.sum(dim=1).double()
+        revised_clean = torch.where(n_clean > 0, ((ids != at) & clean).sum(dim=1) / n_clean.clamp(min=1), nan)
+    return ids, {"injected": injected, "repaired": repaired, "revised_clean": revised_clean, "trace": trace}
 
 
 @torch.no_grad()

@@ -20,7 +20,9 @@ Masked diffusion, ``steps`` denoising steps over the time grid ``t_k = 1 - k/ste
   revised. ``eta = 0`` is the ancestral sampler, draw for draw.
 * ``inject=(k, n)`` (error injection): after step k, ``n`` decoded positions of the block per row are
   overwritten with a uniformly drawn wrong character; ``info["injected"]`` (B, L) marks them and
-  ``info["injected_ids"]`` holds what was written, so a caller can count which ones the sampler revised.
+  ``info["injected_ids"]`` holds what was written, so a caller can count which ones the sampler revised;
+  ``info["at_inject"]`` is the whole sequence right after the corruption (None without injection), so a caller
+  can also count how many of the *uncorrupted* decoded tokens the sampler revised (its base rate).
 * ``"threshold"`` (confidence-threshold parallel decoding, Fast-dLLM, Wu et al. 2025): every step draws a
   token for every masked position of the block and commits those whose probability under the denoiser
   reaches ``threshold`` (default 0.9, Fast-dLLM's), and at least the most confident one, so a step unmasks a
@@ -166,6 +168,7 @@ def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sample
     x = x.clone()
     injected = torch.zeros_like(prompt)
     injected_ids = x.clone()
+    at_inject = None
     cache = [] if kv_cache else None
     if kv_cache and P:
         model(x[:, :P], cache=cache, head_last=0, trace=trace)  # prefill the prompt: K/V only
@@ -223,6 +226,7 @@ def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sample
                 x, hit = corrupt(x, allowed, inject[1], gen, n_ids(model.vocab))
                 injected |= hit
                 injected_ids = torch.where(hit, x, injected_ids)
+                at_inject = x.clone()  # (B, L): every decoded token right after the corruption
                 if hit.any():
                     logits = None
             if on_step is not None:
@@ -232,7 +236,7 @@ def sample_mdlm(model, x: torch.Tensor, steps: int, gen: torch.Generator, sample
     if (x == mask_id).any():  # cannot happen: the last step of each block reveals everything left
         raise RuntimeError("sampler left masked positions")
     return x, {"nfe": trace.denoiser_calls - calls0, "steps": k, "trace": trace, "injected": injected,
-               "injected_ids": injected_ids}
+               "injected_ids": injected_ids, "at_inject": at_inject}
 
 
 @torch.no_grad()
