@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-ZERO_TOL = 1e-6  # an interval within ±ZERO_TOL of 0 is rounding (e.g. the "none" control), not a sign
+ZERO_TOL = 5e-3  # an interval within ±ZERO_TOL of 0 is below the tables' printed resolution (e.g. the "none" control)
 STUCK_OFF_FRACTION = 0.01  # assumption: 1% of devices stuck off where the card has none (pcm-ibm has none)
 
 _OFF = {"device.prog_noise": None, "device.read_noise": None, "drift": None, "wire": None, "dac": None,
@@ -116,7 +116,7 @@ def _answer(b: dict | None, yes: str, no: str, sign: int = 1) -> str:
         return "not measured"
     lo, hi = b["ci95"]
     if max(abs(lo), abs(hi)) < ZERO_TOL:
-        return "no difference (the control: both equal their digital model to rounding)"
+        return "no difference (below the printed resolution: the control)"
     if (lo > 0 and sign > 0) or (hi < 0 and sign < 0):
         return yes
     if (lo > 0 and sign < 0) or (hi < 0 and sign > 0):
