@@ -220,7 +220,8 @@ def test_cli_complete_json(models):
     text = _cli_json(argv)
     out = json.loads(text)
     assert out["seeds_run"] == [0, 1]
-    assert set(out["bootstrap"]) == {"char_accuracy", "judge_bits_per_char", "repaired", "loss_bits_per_char"}
+    assert set(out["bootstrap"]) == {"char_accuracy", "judge_bits_per_char", "repaired", "revised_clean",
+                                    "loss_bits_per_char"}
     for b in out["bootstrap"].values():
         assert b["n_prompts"] == 4 and b["n_seeds"] == [2] and b["ci95"][0] <= b["mean"] <= b["ci95"][1]
     assert _cli_json(argv) == text  # same seeds, same bytes
