@@ -6,6 +6,7 @@ import torch
 from analogdiff.config import load_hardware
 from analogdiff.crossbar import converters as cv
 from analogdiff.crossbar import kernels
+from adc_cases import adc_case
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 6, 8])
@@ -102,25 +103,8 @@ def test_dac_kernel_flags_non_finite():
     dict(adc_bits=7, s_curve=2.0), dict(adc_bits=1), dict(adc_bits=8, var=True),
     dict(adc_bits=None, var=True)])
 def test_adc_kernel_matches_twin(cfg):
-    gen = torch.Generator().manual_seed(3)
-    p, r, n, n_out, slices = 2, 2, 9, 13, 2
-    m = slices * n_out
-    y = torch.randn(p, r, n, m, generator=gen)
-    var = torch.rand(p, r, n, m, generator=gen) * 0.1 if cfg.get("var") else None
-    blocks = np.array([[k * n_out + c, k * n_out + min(c + 8, n_out), c]
-                       for k in range(slices) for c in range(0, n_out, 8)])
-    if cfg.get("adc_bits") is None:
-        adc = None
-    else:
-        card = load_hardware("pcm-ibm", {"adc.bits": cfg["adc_bits"], "adc.noise_lsb": cfg.get("noise_lsb", 0.0),
-                                         "adc.s_curve": cfg.get("s_curve"),
-                                         "adc.output_range": "dynamic" if cfg.get("dynamic") else "calibrated"}).adc
-        adc = cv.Adc(card, np.random.default_rng(0).uniform(1, 3, (r, m)))
-    args = dict(adc=adc, plane_weights=np.array([1.0, 0.5]), keys=(11, 12),
-                factor=np.random.default_rng(1).uniform(0.5, 1.5, (r, m)),
-                row_scale=np.random.default_rng(2).uniform(0.5, 2, n), bias=torch.randn(n_out, generator=gen),
-                n_out=n_out, blocks=blocks)
-    got = kernels.adc_accumulate(y, var=var, **args)
-    ref = kernels.adc_accumulate_ref(y, var=var, **args)
+    y, args = adc_case(cfg)
+    got = kernels.adc_accumulate(y, **args)
+    ref = kernels.adc_accumulate_ref(y, **args)
     assert torch.allclose(got["out"].double(), ref, rtol=1e-5, atol=1e-5)
     assert got["lo"] == float(got["out"].min()) and got["hi"] == float(got["out"].max())

@@ -11,6 +11,7 @@ import torch
 from analogdiff.config import load_hardware
 from analogdiff.crossbar import converters as cv
 from analogdiff.crossbar import kernels, kernels_torch
+from adc_cases import adc_case
 
 
 def test_counter_normals_bit_exact_for_any_row_window():
@@ -55,25 +56,8 @@ def test_dac_encode_flags_non_finite():
     dict(adc_bits=7, s_curve=2.0), dict(adc_bits=1), dict(adc_bits=8, var=True), dict(adc_bits=8, var="bf16"),
     dict(adc_bits=None, var=True), dict(adc_bits=4, dynamic=True, noise_lsb=0.7, var=True)])
 def test_adc_accumulate_bit_for_bit(cfg):
-    gen = torch.Generator().manual_seed(3)
-    p, r, n, n_out, slices = 2, 2, 9, 13, 2
-    m = slices * n_out
-    y = torch.randn(p, r, n, m, generator=gen)
-    var = torch.rand(p, r, n, m, generator=gen) * 0.1 if cfg.get("var") else None
-    if cfg.get("var") == "bf16":
-        var = var.to(torch.bfloat16)
-    blocks = np.array([[k * n_out + c, k * n_out + min(c + 8, n_out), c]
-                       for k in range(slices) for c in range(0, n_out, 8)])
-    adc = None
-    if cfg["adc_bits"] is not None:
-        card = load_hardware("pcm-ibm", {"adc.bits": cfg["adc_bits"], "adc.noise_lsb": cfg.get("noise_lsb", 0.0),
-                                         "adc.s_curve": cfg.get("s_curve"),
-                                         "adc.output_range": "dynamic" if cfg.get("dynamic") else "calibrated"}).adc
-        adc = cv.Adc(card, np.random.default_rng(0).uniform(1, 3, (r, m)))
-    args = dict(adc=adc, var=var, plane_weights=np.array([1.0, 0.5]), keys=(11, 12),
-                factor=np.random.default_rng(1).uniform(0.5, 1.5, (r, m)),
-                row_scale=np.random.default_rng(2).uniform(0.5, 2, n), bias=torch.randn(n_out, generator=gen),
-                n_out=n_out, blocks=blocks)
+    y, args = adc_case(cfg)
+    adc, (n, m) = args["adc"], y.shape[2:]
     a = kernels.adc_accumulate(y, **args)
     b = kernels_torch.adc_accumulate(y, **args)
     if cfg.get("s_curve") is None:
