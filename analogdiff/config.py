@@ -417,6 +417,10 @@ class GPU(_Component):
                                    hi=1.0, lo_open=True)
     bandwidth_efficiency: float = _f("Achievable fraction of peak HBM bandwidth.", lo=0.0, hi=1.0,
                                      lo_open=True)
+    host_us_per_seq_step: float = _f(
+        "Host (CPU) time of the serving stack per sequence per forward pass that the GPU waits for at "
+        "power_const_w (scheduling, input preparation, sampling, detokenisation not overlapped with the "
+        "GPU), µs; 0 = fully overlapped.", 0.0, lo=0.0, hi=1e+06)
 
     def validate(self) -> None:
         if self.power_const_w >= self.power_max_w:

@@ -143,6 +143,7 @@ def gpu_estimate_arrays(shape: ModelShape, hw: Hardware, work: Work, batch: int 
         flops += float((reps * count * f).sum())
         hbm += float((reps * count * b).sum())
         kernels += float((reps * count * ((f > 0) | (b > 0))).sum())
+    t_total += float(reps.sum()) * batch * g.host_us_per_seq_step * 1e-6    # host waits, GPU at P_const
     breakdown = {"static": g.power_const_w * t_total, **dyn}
     return {"time_s": t_total, "breakdown_j": breakdown, "flops": flops, "hbm_bytes": hbm, "kernels": kernels,
             "hbm_needed_gb": need_gb}

@@ -54,10 +54,20 @@ V2 = ("ML.ENERGY leaderboard v2 (deprecated), ml-energy/leaderboard-v2@c3af7f31 
       "data/llm_text_generation/chat/{}/meta-llama/Meta-Llama-3.1-8B-Instruct/bs{}+tp1+pp1.json")
 A100_40GB = {"gpu.hbm_bandwidth_tbs": 1.555, "gpu.hbm_capacity_gb": 40.0}
 """The A100-SXM4-40GB that v2 measured: 1,555 GB/s HBM2, 40 GB (NVIDIA A100 datasheet); the a100-sxm card
-models the 80 GB part (2,039 GB/s)."""
-V2_NOTE = ("context only: v2 used vLLM 0.4.2 on ShareGPT; the same v2 stack measured the H100 at 1.4–1.7× its "
-           "v3 J/token for this model (batch 64: 0.171 vs 0.119), a software factor these rows cannot separate "
-           "from the card. They check the A100 card's order of magnitude on the 40 GB part, not its calibration")
+models the 80 GB part (2,039 GB/s). Its other values (peak FLOP/s, TDP) are the same on both parts."""
+V2_STACK = {"gpu.host_us_per_seq_step": 306.3, "gpu.bandwidth_efficiency": 0.472}
+"""ML.ENERGY v2's serving stack (vLLM 0.4.2), as two values of the GPU time model, fitted (:func:`calibrate`) together
+with the a100-sxm card's ``power_const_w`` to v2's three A100 fitted figures (``A100_FIT``). Host time per sequence
+per step, during which the GPU waits: vLLM's own profile of v0.5.3 serving Llama-3-8B on one H100 spent 33% of the
+time in the HTTP server and 29% in scheduling and input preparation, the GPU busy 38% ("vLLM v0.6.0: 1.8-2.7x
+Throughput Improvement and 5x Latency Reduction", blog.vllm.ai/2024/09/05/perf-update.html); v2's measured power
+(188–202 W on the A100 at every batch, ~50% of what its achieved FLOP and byte rates would draw busy) and its
+throughput (1.85× from batch 32 to 256) say the same. v3's stack (vLLM ≥ 0.10, overlapped scheduling) is the cards'
+own: host time 0. The fitted bandwidth_efficiency (0.472 of peak at batch 32, vs v3's 0.673 on the H100) is the
+older kernels'."""
+V2_NOTE = ("context: the v2 stack (V2_STACK, fitted on the A100 rows) carried to the H100 card: throughput "
+           "1.07–1.16×, power 0.72–0.77× (the h100-sxm card's power_const_w = 70 W is an assumption that v2's "
+           "waits expose), so J/token 0.62–0.71×: the stack's time transfers, the H100's constant power is not known")
 
 Metric = Literal["J/token", "W", "tokens/s"]
 
@@ -128,11 +138,22 @@ H100_FIT = {("tokens/s", 8), ("W", 8), ("tokens/s", 256)}
 """The three figures the h100-sxm card was fitted to (bandwidth_efficiency, e_hbm_pj_per_byte,
 e_flop_bf16_pj); J/token at these two batch sizes is their product and is marked fitted too."""
 H100_SHOWN = {"W": (8, 32, 128, 512), "tokens/s": (8, 32, 128, 256, 512)}
-# ML.ENERGY v2 (deprecated): (GPU directory, max batch, avg batch, avg output tokens, J/token)
-V2_ROWS = (("A100-SXM4-40GB", 32, 31.94, 485.7, 0.2113), ("A100-SXM4-40GB", 64, 63.88, 481.3, 0.1622),
-           ("A100-SXM4-40GB", 128, 127.76, 480.9, 0.1239), ("A100-SXM4-40GB", 192, 191.63, 484.4, 0.1204),
-           ("A100-SXM4-40GB", 256, 255.45, 483.7, 0.1090),
-           ("H100 80GB HBM3", 64, 63.88, 482.8, 0.1711), ("H100 80GB HBM3", 256, 255.44, 482.8, 0.1205))
+# ML.ENERGY v2 (deprecated; vLLM 0.4.2, ShareGPT): (GPU directory, max batch, avg batch, avg output tokens,
+# J/token = Energy/req ÷ Avg Output Tokens, output tokens/s = Token tput). Not shown: A100 bs320 and H100 bs1024,
+# whose lockstep batch at the full context (our model of a batch) exceeds 40 / 80 GB (vLLM's paged cache holds
+# the running average context).
+V2_ROWS = (("A100-SXM4-40GB", 32, 31.94, 485.7, 0.2113, 938.5), ("A100-SXM4-40GB", 64, 63.88, 481.3, 0.1622, 1245.2),
+           ("A100-SXM4-40GB", 128, 127.76, 480.9, 0.1239, 1516.8),
+           ("A100-SXM4-40GB", 192, 191.63, 484.4, 0.1204, 1597.9),
+           ("A100-SXM4-40GB", 256, 255.45, 483.7, 0.1090, 1736.5),
+           ("H100 80GB HBM3", 64, 63.88, 482.8, 0.1711, 1784.7), ("H100 80GB HBM3", 128, 127.77, 483.1, 0.1307, 2152.5),
+           ("H100 80GB HBM3", 192, 191.62, 483.0, 0.1188, 2474.6), ("H100 80GB HBM3", 256, 255.44, 482.8, 0.1205, 2289.1),
+           ("H100 80GB HBM3", 320, 319.19, 483.5, 0.1171, 2342.6), ("H100 80GB HBM3", 512, 509.84, 481.3, 0.1215, 2022.0),
+           ("H100 80GB HBM3", 768, 761.75, 483.0, 0.1155, 2176.7))
+A100_FIT = {("tokens/s", 32), ("W", 32), ("tokens/s", 256)}
+"""The three v2 A100 figures the a100-sxm card's power_const_w and V2_STACK were fitted to; J/token at these two
+batch sizes is their product and is marked fitted too. Every other v2 A100 row is held out."""
+V2_H100_SHOWN = (64, 256, 768)
 
 
 FAST_DLLM_PROMPT_LEN = 1000
@@ -251,11 +272,18 @@ def figures() -> list[Figure]:
             fitted = (metric, seqs) in H100_FIT or (metric == "J/token" and seqs in (8, 256))
             out.append(_serving("h100-sxm", metric, value, batch, out_len, V3.format(seqs),
                                 f"ML.ENERGY v3, H100, max_num_seqs {seqs}", "fitted" if fitted else "validation"))
-    for gpu, seqs, batch, out_len, j_tok in V2_ROWS:
+    for gpu, seqs, batch, out_len, j_tok, tok_s in V2_ROWS:
         a100 = gpu.startswith("A100")
-        out.append(_serving("a100-sxm" if a100 else "h100-sxm", "J/token", j_tok, batch, out_len,
-                            V2.format(gpu, seqs), f"ML.ENERGY v2, {gpu}, bs{seqs}", "context", PROMPT_LEN_V2, A100_40GB if a100 else None,
-                            V2_NOTE if a100 else "context only: the v2 stack, beside its A100 rows"))
+        for metric, value in (("J/token", j_tok), ("W", j_tok * tok_s), ("tokens/s", tok_s)):
+            if not a100 and metric != "J/token" and seqs not in V2_H100_SHOWN:
+                continue
+            if a100:
+                fitted = (metric, seqs) in A100_FIT or (metric == "J/token" and seqs in (32, 256))
+                role, ov, note = ("fitted" if fitted else "validation"), {**A100_40GB, **V2_STACK}, ""
+            else:
+                role, ov, note = "context", V2_STACK, V2_NOTE
+            out.append(_serving("a100-sxm" if a100 else "h100-sxm", metric, value, batch, out_len,
+                                V2.format(gpu, seqs), f"ML.ENERGY v2, {gpu}, bs{seqs}", role, PROMPT_LEN_V2, ov, note))
     out.append(_fast_dllm_step())
     out.extend(fast_dllm_speedups())
     return analog_figures() + out
@@ -398,7 +426,9 @@ def validate_cards(card_dir: str | Path | None = None, cards: tuple[str, ...] | 
 def calibrate(card: str, fields: tuple[str, ...], start: Mapping[str, float] | None = None,
               card_dir: str | Path | None = None) -> dict[str, float]:
     """Refit the card's ``fields`` to its ``fitted`` figures by least squares on log ratios (as many
-    figures as fields: the fit is exact when it exists). Returns {field: value}; the card holds them rounded."""
+    figures as fields: the fit is exact when it exists). Returns {field: value}; the card holds them rounded.
+    A field may be one the figures override (the a100-sxm's v2 rows: ``V2_STACK``): the fitted value replaces
+    the override, and ``V2_STACK`` holds it rounded."""
     import numpy as np
     from scipy.optimize import least_squares
 
@@ -407,9 +437,9 @@ def calibrate(card: str, fields: tuple[str, ...], start: Mapping[str, float] | N
     keys = [f"gpu.{k}" for k in fields]
     x0 = np.array([(start or {}).get(k, getattr(base.gpu, k)) for k in fields], dtype=float)
 
-    def residuals(x):
-        hw = load_hardware(base, overrides=dict(zip(keys, x.tolist())))
-        return [np.log(f.estimator(hw) / f.published) for f in fit]
+    def residuals(x):                       # each figure with its own overrides (part, stack), the fields last
+        return [np.log(f.estimator(load_hardware(base, overrides={**f.overrides, **dict(zip(keys, x.tolist()))}))
+                       / f.published) for f in fit]
 
     sol = least_squares(residuals, x0, bounds=(x0 * 0.05, x0 * 20.0), x_scale=x0, xtol=1e-12, ftol=1e-12)
     return dict(zip(fields, sol.x.tolist()))
