@@ -66,6 +66,10 @@ def prog_noise_std_us(g_target_us: torch.Tensor, model: str, g_max_us: float,
     return _poly(g_target_us / g_max_us, coeffs) * (g_max_us / g_ref) * scale
 
 
+_CHUNK = 1 << 23
+"""Elements per chunk of the elementwise draws' arithmetic (bounds a large layer's float64 temporaries)."""
+
+
 def program_conductances(g_target_us: torch.Tensor, std_us: torch.Tensor,
                          gen: torch.Generator) -> torch.Tensor:
     """One program-and-verify result per device: g_target + std · N(0, 1), clipped at 0 µS (as aihwkit)."""
@@ -103,9 +107,12 @@ def drift_nu_stats(g_target_us: torch.Tensor, model: str, g_max_us: float,
 def sample_drift_nu(g_target_us: torch.Tensor, model: str, g_max_us: float, gen: torch.Generator,
                     nu_mean: float | None = None, nu_std: float | None = None) -> torch.Tensor:
     """Drift exponent of each device, nu = |N(mu(x), s(x))| (aihwkit ``generate_drift_coefficients``)."""
-    mu, sd = drift_nu_stats(g_target_us, model, g_max_us, nu_mean, nu_std)
     z = torch.randn(g_target_us.shape, generator=gen, dtype=g_target_us.dtype, device=gen.device)
-    return (mu + sd * z).abs()
+    flat_g, flat_z = g_target_us.reshape(-1), z.view(-1)
+    for i in range(0, flat_z.numel(), _CHUNK):  # elementwise, in place: a large layer needs no more copies
+        mu, sd = drift_nu_stats(flat_g[i:i + _CHUNK], model, g_max_us, nu_mean, nu_std)
+        flat_z[i:i + _CHUNK] = (mu + sd * flat_z[i:i + _CHUNK]).abs()
+    return z
 
 
 def drift_conductances(g_prog_us: torch.Tensor, nu: torch.Tensor, t_s: float,

@@ -30,6 +30,9 @@ from .mapping import interleave_pairs, pair_difference
 # Clock of 1/f noise when a card has no [drift] table: the Drift default t0_s (config.py), so the noise
 # magnitude does not depend on whether drift is switched on.
 _DEFAULT_T0_S = Drift.__dataclass_fields__["t0_s"].default
+_CHUNK_DEVICES = 1 << 23
+"""Devices per chunk of tiles when a state is computed (``Tile._state_parts``): each float64 temporary of the
+drift, IR-drop and read-noise arithmetic then holds at most 64 MiB, whatever the layer's size."""
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,10 @@ class Tile:
             g_prog = g_target.clone()
         on, off = devices.stuck_masks(g_target.shape, d.stuck_on_fraction, d.stuck_off_fraction, gen)
         stuck = (on | off) & self.present
-        g_prog = torch.where(on, torch.full_like(g_prog, d.g_max_us), g_prog)
-        g_prog = torch.where(off, torch.full_like(g_prog, d.g_min_us), g_prog)
-        self.g_prog_us = g_prog * self.present  # (K, rows, 2·cols) µS after programming
+        # in place (a large layer's float64 copies add up): the same values as torch.where and a product
+        g_prog = g_prog.masked_fill_(on, d.g_max_us).masked_fill_(off, d.g_min_us)
+        del on, off
+        self.g_prog_us = g_prog.mul_(self.present)  # (K, rows, 2·cols) µS after programming
         self.stuck = stuck  # (K, rows, 2·cols) bool, devices stuck on or off
         self.nu = self.relax_z = self.g_target_us = self.prog_std_us = None
         if drift is not None:
@@ -77,9 +81,11 @@ class Tile:
                 self.relax_z = torch.where(stuck, 0.0, z).float()
                 self.g_target_us, self.prog_std_us = g_target.float(), prog_std.float()
             else:
+                del prog_std
                 nu = devices.sample_drift_nu(g_target, drift.model, d.g_max_us, gen, drift.nu_mean,
                                              drift.nu_std)
-                self.nu = torch.where(stuck, 0.0, nu).float()
+                del g_target
+                self.nu = nu.masked_fill_(stuck, 0.0).float()
         self._cache = (0.0, self._state_parts(0.0))  # last computed state (the IR-drop solve is costly)
         self._reference = self._readout(self._cache[1])  # (K,) reference read at programming
 
@@ -109,46 +115,70 @@ class Tile:
 
     # ----------------------------------------------------------------- state at a time
 
-    def conductances_at(self, t_s: float) -> torch.Tensor:
-        """Device conductances (K, rows, 2·cols) µS, t_s seconds after programming (no read noise)."""
+    def conductances_at(self, t_s: float, tiles: slice = slice(None)) -> torch.Tensor:
+        """Device conductances (K, rows, 2·cols) µS, t_s seconds after programming (no read noise); of the
+        tiles ``tiles`` only when given."""
         if t_s < 0:
             raise ValueError(f"drift time must be >= 0 s, got {t_s}")
         dr = self.drift
+        g_prog = self.g_prog_us[tiles]
         if dr is None or t_s == 0:
-            return self.g_prog_us.clone()
+            return g_prog.clone()
         if dr.model == "rram-wan2022":
             # the fits' clock is time since programming; it starts at t0_s (1 s, the first fit)
-            g = devices.relax_conductances(self.g_prog_us, self.g_target_us.double(), self.relax_z.double(),
-                                           t_s + dr.t0_s, self.device.g_max_us, self.prog_std_us.double())
-            return g * self.present
-        return devices.drift_conductances(self.g_prog_us, self.nu.double(), t_s, dr.t0_s)
+            g = devices.relax_conductances(g_prog, self.g_target_us[tiles].double(), self.relax_z[tiles].double(),
+                                           t_s + dr.t0_s, self.device.g_max_us, self.prog_std_us[tiles].double())
+            return g * self.present[tiles]
+        return devices.drift_conductances(g_prog, self.nu[tiles].double(), t_s, dr.t0_s)
 
     def _state_parts(self, t_s: float):
+        """(mean conductance, effective pair matrices (K, rows, cols), read-noise variance or None) at t_s,
+        computed a chunk of tiles at a time (``_CHUNK_DEVICES``) so that the float64 temporaries of a large
+        layer stay bounded; every tile's result is the same as in one pass."""
+        k, per = self.g_prog_us.shape[0], self.g_prog_us[0].numel()
+        step = max(1, _CHUNK_DEVICES // max(per, 1))
+        if k <= step:
+            g_sum, w, var = self._chunk_parts(t_s, slice(None))
+            return float(g_sum / max(int(self.present.sum()), 1)), w, var
+        g_sum, w, var = 0.0, None, None
+        for k0 in range(0, k, step):
+            sl = slice(k0, min(k0 + step, k))
+            part_sum, w_c, var_c = self._chunk_parts(t_s, sl)
+            if w is None:
+                w = w_c.new_empty((k, *w_c.shape[1:]))
+                var = None if var_c is None else var_c.new_empty((k, *var_c.shape[1:]))
+            w[sl] = w_c
+            if var is not None:
+                var[sl] = var_c
+            g_sum += float(part_sum)
+        return g_sum / max(int(self.present.sum()), 1), w, var  # mean over present devices
+
+    def _chunk_parts(self, t_s: float, tiles: slice):
         d = self.device
-        g = self.conductances_at(t_s)
+        g = self.conductances_at(t_s, tiles)
+        present = self.present[tiles]
         if self.wire is not None:
             if g.device.type == "cpu":  # the numba solve
                 from .wires import effective_conductance
             else:  # the torch solve on the tiles' device
                 from .wires_torch import effective_conductance
             g_eff = torch.as_tensor(effective_conductance(g * 1e-6, self.wire.r_row_ohm,
-                                                          self.wire.r_col_ohm)) * 1e6  # (K, rows, 2·cols) µS
+                                                          self.wire.r_col_ohm)) * 1e6  # (k, rows, 2·cols) µS
         else:
             g_eff = g
         var = None
         if d.read_noise is not None:
             t0 = self.drift.t0_s if self.drift is not None else _DEFAULT_T0_S
-            std = devices.read_noise_std_us(g, self.g_prog_us, d.read_noise, d.g_max_us, t_s, t0,
+            std = devices.read_noise_std_us(g, self.g_prog_us[tiles], d.read_noise, d.g_max_us, t_s, t0,
                                             d.t_read_s, d.read_noise_rel, d.read_noise_scale)
-            std = std * self.present
+            std = std * present
             if self.wire is not None:
                 atten = torch.where(g > 0, (g_eff / g.clamp(min=1e-30)).clamp(0.0, 1.0),
                                     torch.ones_like(g))
                 std = std * atten
             var_dev = std ** 2
-            var = var_dev[..., 0::2] + var_dev[..., 1::2]  # (K, rows, cols) µS²
-        mean_g = float(g.sum() / max(int(self.present.sum()), 1))  # over present devices
-        return mean_g, pair_difference(g_eff), var
+            var = var_dev[..., 0::2] + var_dev[..., 1::2]  # (k, rows, cols) µS²
+        return g.sum(), pair_difference(g_eff), var
 
     def _readout(self, parts) -> torch.Tensor:
         """Global drift-compensation read (aihwkit GlobalDriftCompensation): one-hot inputs on every row,
