@@ -145,8 +145,9 @@ def assumptions() -> list[str]:
         "whole-system terms (chips, static power × run time, chip-to-chip links, KV spill to DRAM) as the "
         "card's [system] table prices them — chips, area and static power are printed beside each card.",
         "GPUs: the roofline in time and energy with the board power limit (h100-sxm fitted to ML.ENERGY; "
-        "a100-sxm: datasheet peaks, serving-stack values carried over from h100-sxm, nothing fitted on an "
-        "A100), bf16; the Fast-dLLM speed-ups of validate-cards check its diffusion schedules.",
+        "a100-sxm: datasheet peaks, constant power fitted to ML.ENERGY v2's A100 rows, the current stack's "
+        "values carried over from h100-sxm), bf16; the Fast-dLLM speed-ups of validate-cards check its "
+        "diffusion schedules.",
         "Crossover: the steps per generated token where diffusion's J/token (or time per token) equals AR's "
         "on the same card and batch, by log–log interpolation; diffusion wins below it.",
     ]
