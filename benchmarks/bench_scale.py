@@ -10,7 +10,9 @@ The model has GPT-2 small's shape as a masked-diffusion denoiser: the shipped MD
 GPT-2 (≈124M parameters); random weights from a fixed seed (GPT-2 init). Every ``nn.Linear`` (the head
 included) is programmed on ``pcm-ibm`` (every effect of the card on: programming and 1/f read noise, drift
 with global compensation, exact IR drop on every tile through ``wires.effective_conductance``, 8-bit DAC/ADC,
-converter ranges calibrated on 2 sequences).
+converter ranges calibrated on 2 sequences). The model is programmed with ``analogize(...,
+keep_state_cache=False)``: each layer keeps its float32/bfloat16 layer matrices, not the float64 tile state
+behind them (the same outputs; ``--keep-state-cache`` keeps it, as ``analogize`` does by default).
 
 Phases, each as wall and CPU seconds: ``build`` (the digital model), ``program`` (``analogize``: mapping,
 programming noise, the IR-drop solve of every tile at t = 0, calibration), ``drift`` (``set_drift_time``: the
@@ -183,6 +185,8 @@ def main(argv=None) -> dict:
                     "of the model whose CPU seconds are projected to the full one)")
     ap.add_argument("--vocab", type=int, default=None, help="vocabulary incl. the mask (default 50258)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep-state-cache", action="store_true",
+                    help="keep each layer's float64 tile state (analogize's default; ≈ 8 B per device more)")
     args = ap.parse_args(argv)
 
     import numba
@@ -213,7 +217,8 @@ def main(argv=None) -> dict:
           f"{n_params / 1e6:.1f}M parameters (head tied to the embedding)", flush=True)
     calib = token_batches(sizes["vocab_size"], 1, 2, seq_len, args.seed + 1)[0]
     batches = token_batches(sizes["vocab_size"], n_calls, args.batch, seq_len, args.seed + 2)
-    amodel = clock.run("program", lambda: analogize(model, hw, seed=args.seed, calibration=calib))
+    amodel = clock.run("program", lambda: analogize(model, hw, seed=args.seed, calibration=calib,
+                                                    keep_state_cache=args.keep_state_cache))
     ir_program = solves.take()
     clock.run("drift", lambda: set_drift_time(amodel, args.drift_time))
     ir_drift = solves.take()
@@ -247,6 +252,7 @@ def main(argv=None) -> dict:
               + f"; total {proj['total_wall_2_cores_s']:.0f} s on 2 busy cores")
     out = {
         "quick": args.quick, "card": hw.name, "drift_time_s": args.drift_time, "threads": args.threads,
+        "keep_state_cache": args.keep_state_cache,
         "cpus": os.cpu_count(), "load_average_start": list(load_start), "load_average_end": list(load_end),
         "model": {**sizes, "n_params": n_params, "tied_head": True, "analog_layers": len(layers),
                   "analog_weights": sum(m.in_features * m.out_features for _, m in layers)},

@@ -9,7 +9,7 @@ from torch import nn
 
 import analogdiff as ad
 from analogdiff.crossbar.layers import (AnalogLinear, analogize, collect_stats, reset_stats,
-                                        set_drift_time)
+                                        set_drift_time, set_read_noise_rank)
 
 # pcm-ibm with every non-ideality off, small tiles so that layers span several tiles
 QUIET = {"device.prog_noise": None, "device.read_noise": None, "drift": None, "wire": None,
@@ -149,6 +149,22 @@ def test_same_seed_bit_identical_and_fresh_read_noise():
     assert not torch.equal(other(x), runs[0][0])
     set_drift_time(am, 3600.0)  # resets the per-MVM noise stream
     assert torch.equal(am(x), runs[1][0])
+
+
+def test_dropping_the_state_cache_changes_no_output():
+    """analogize(keep_state_cache=False) frees each layer's float64 tile state and gives the same outputs at
+    programming, after a drift and after a change of read-noise rank (which then solves the state again)."""
+    mlp, x = _mlp(), _x()
+    hw = ad.load_hardware("pcm-ibm", overrides={"wire.r_row_ohm": 3.0, "tile.rows": 24, "tile.cols": 16})
+    keep, lean = (analogize(mlp, hw, seed=3, calibration=x, keep_state_cache=k) for k in (True, False))
+    layers = [m for m in lean.modules() if isinstance(m, AnalogLinear)]
+    assert all(m.state.w_eff_us is None and m.tile._cache == (None, None) for m in layers)
+    assert all(m.state.w_eff_us is not None for m in keep.modules() if isinstance(m, AnalogLinear))
+    assert torch.equal(keep(x), lean(x))
+    for step in (lambda am: set_drift_time(am, 86400.0), lambda am: set_read_noise_rank(am, 2)):
+        step(keep), step(lean)
+        assert torch.equal(keep(x), lean(x))
+    assert all(m.state.w_eff_us is None for m in layers)
 
 
 def test_non_finite_input_names_the_layer():

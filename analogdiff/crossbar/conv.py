@@ -99,7 +99,7 @@ class AnalogConv(nn.Module):
 
     def __init__(self, conv: nn.Conv1d | nn.Conv2d, hw: Hardware, *, name: str = "", seed: int = 0,
                  index: int = 0, x_calib: torch.Tensor | None = None, read_noise_rank: int | None = None,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, keep_state_cache: bool = True):
         from .layers import AnalogLinear  # layers imports this module in analogize
 
         super().__init__()
@@ -112,7 +112,7 @@ class AnalogConv(nn.Module):
             AnalogLinear(w[i * o:(i + 1) * o], None if b is None else b[i * o:(i + 1) * o], hw,
                          name=f"{name}.matrices.{i}", seed=seed, index=index + i,
                          x_calib=None if x_calib is None else x_calib[:, i * k:(i + 1) * k],
-                         read_noise_rank=read_noise_rank, device=device)
+                         read_noise_rank=read_noise_rank, device=device, keep_state_cache=keep_state_cache)
             for i in range(g.groups))
 
     @torch.no_grad()

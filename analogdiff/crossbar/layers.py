@@ -105,7 +105,8 @@ class AnalogLinear(nn.Module):
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, hw: Hardware, *, name: str = "",
                  seed: int = 0, index: int = 0, x_calib: torch.Tensor | None = None,
-                 read_noise_rank: int | None = None, device: torch.device | str | None = None):
+                 read_noise_rank: int | None = None, device: torch.device | str | None = None,
+                 keep_state_cache: bool = True):
         super().__init__()
         dev = torch.device(device) if device is not None else weight.device
         if hw.tile is None or hw.device is None:
@@ -130,6 +131,7 @@ class AnalogLinear(nn.Module):
         self.significance = cmap.significance
         self.weight_per_us = cmap.weight_per_us
         self.calibrated = x_calib is not None and x_calib.shape[0] > 0
+        self.keep_state_cache = keep_state_cache
         state0 = self.tile.at_time(0.0)
         self._calibrate(x_calib.to(dev) if self.calibrated else None, state0)
         self._apply_state(state0)
@@ -151,6 +153,7 @@ class AnalogLinear(nn.Module):
         self._blocks = self._column_blocks()
         self._read_gen = torch.Generator()  # on the CPU: draws the per-call stream keys only
         self.kernels = "numba"  # the CPU kernels; "torch" (kernels_torch) runs on any device, always off the CPU
+        self.keep_state_cache = True  # keep the float64 tile state of the current time (see analogize)
         self.reset_stats()
 
     @classmethod
@@ -246,7 +249,7 @@ class AnalogLinear(nn.Module):
         if self.tile is None:
             raise ConfigError(f"analog layer '{self.name or '<root>'}': its programming was released")
         self.read_noise_rank = rank
-        self._apply_state(self.state)
+        self._apply_state(self.state if self.state.w_eff_us is not None else self.tile.at_time(self.state.t_s))
 
     def _apply_state(self, state: TileState) -> None:
         self.state = state
@@ -270,6 +273,10 @@ class AnalogLinear(nn.Module):
         self._factor = factor.permute(1, 0, 2).reshape(r, s * out).to(torch.float64).contiguous()  # (R, M)
         self._factor, self._ir_offset = compensation.apply(self._factor, self.ir_comp, out)
         self._read_gen.manual_seed(derive_seed(self.seed, self.index, _READ))
+        if not self.keep_state_cache and self.tile is not None:  # the layer matrices above are all an MVM needs
+            self.tile.forget_state()
+            self.state = TileState(t_s=state.t_s, w_eff_us=None, read_var_us2=None, alpha=state.alpha,
+                                   mean_g_us=state.mean_g_us)
 
     # ----------------------------------------------------------------- forward
 
@@ -422,7 +429,7 @@ def _record_inputs(model: nn.Module, calibration: Any, max_vectors: int,
 def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
               calibration: Callable[[nn.Module], Any] | torch.Tensor | tuple | list | None = None,
               max_calibration_vectors: int = 4096, read_noise_rank: int | None = None,
-              device: torch.device | str | None = None) -> nn.Module:
+              device: torch.device | str | None = None, keep_state_cache: bool = True) -> nn.Module:
     """A copy of ``model`` with every ``nn.Linear`` replaced by a programmed ``AnalogLinear`` and every
     ``nn.Conv1d``/``nn.Conv2d`` by an ``AnalogConv`` (``conv.py``: im2col, one matrix per group).
 
@@ -437,6 +444,10 @@ def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
     other random numbers than a CPU copy of the same seed), the IR drop is solved by ``wires_torch``, and
     each MVM runs the torch kernels (``kernels_torch``, the same per-MVM noise streams as on the CPU).
     Calibration inputs must be on that device.
+    ``keep_state_cache``: False drops each layer's float64 tile state (effective matrices and read-noise
+    variances, 8 bytes per device) once the layer holds its float32/bfloat16 matrices — the same outputs, less
+    memory (a 124M-parameter model: ≈ 2 GB); asking again for the current drift time (``set_drift_time``,
+    ``set_read_noise_rank``) then solves the IR drop again.
     The copy is at drift time 0; ``model`` itself is untouched. Every other module with parameters stays
     digital; ``mapping_report(amodel)`` (``report.py``) lists each layer, analog or digital and why, with
     its tiles; a warning names the digital ones other than embeddings and normalizations. Sets glibc to
@@ -477,11 +488,12 @@ def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
     for name, mod in mapped:
         if isinstance(mod, nn.Linear):
             analog = AnalogLinear(mod.weight, mod.bias, hw, name=name, seed=seed, index=index,
-                                  x_calib=recorded.get(name), read_noise_rank=read_noise_rank, device=device)
+                                  x_calib=recorded.get(name), read_noise_rank=read_noise_rank, device=device,
+                                  keep_state_cache=keep_state_cache)
             index += 1
         else:
             analog = AnalogConv(mod, hw, name=name, seed=seed, index=index, x_calib=recorded.get(name),
-                                read_noise_rank=read_noise_rank, device=device)
+                                read_noise_rank=read_noise_rank, device=device, keep_state_cache=keep_state_cache)
             index += mod.groups
         if not name:  # the model is itself one layer
             return analog

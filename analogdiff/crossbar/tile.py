@@ -189,6 +189,11 @@ class Tile:
             w = w + var.sqrt() * torch.randn(w.shape, generator=gen, dtype=w.dtype, device=w.device)
         return w.abs().mean(dim=(1, 2)).clamp(min=1e-12)
 
+    def forget_state(self) -> None:
+        """Drop the cached state of the last time asked (its float64 effective matrices and variances); the
+        next ``at_time`` computes it again."""
+        self._cache = (None, None)
+
     def at_time(self, t_s: float) -> TileState:
         """The tiles t_s seconds after programming (see ``TileState``)."""
         if self._cache[0] == t_s:
