@@ -40,6 +40,8 @@ RRAM_RELAX_POLY: tuple[tuple[float, tuple[float, ...]], ...] = (
 RRAM_G_REF_US = 40.0
 
 _ZERO_CLIP = 1e-7  # relative conductance floor before log(x) (aihwkit's _ZERO_CLIP)
+_CHUNK = 1 << 23
+"""Elements per chunk of the elementwise arithmetic of programming (bounds a large layer's float64 temporaries)."""
 
 
 def _poly(x: torch.Tensor, coeffs: tuple[float, ...]) -> torch.Tensor:
@@ -63,18 +65,21 @@ def prog_noise_std_us(g_target_us: torch.Tensor, model: str, g_max_us: float,
     if model not in PROG_POLY:
         raise ValueError(f"prog_noise_std_us: unknown model {model!r}")
     coeffs, g_ref = PROG_POLY[model]
-    return _poly(g_target_us / g_max_us, coeffs) * (g_max_us / g_ref) * scale
-
-
-_CHUNK = 1 << 23
-"""Elements per chunk of the elementwise draws' arithmetic (bounds a large layer's float64 temporaries)."""
+    out = torch.empty_like(g_target_us)
+    flat_g, flat_out = g_target_us.reshape(-1), out.view(-1)
+    for i in range(0, flat_out.numel(), _CHUNK):  # elementwise: a large layer needs no more copies
+        flat_out[i:i + _CHUNK] = _poly(flat_g[i:i + _CHUNK] / g_max_us, coeffs) * (g_max_us / g_ref) * scale
+    return out
 
 
 def program_conductances(g_target_us: torch.Tensor, std_us: torch.Tensor,
                          gen: torch.Generator) -> torch.Tensor:
     """One program-and-verify result per device: g_target + std · N(0, 1), clipped at 0 µS (as aihwkit)."""
     z = torch.randn(g_target_us.shape, generator=gen, dtype=g_target_us.dtype, device=gen.device)
-    return (g_target_us + std_us * z).clamp_(min=0.0)
+    flat_g, flat_s, flat_z = g_target_us.reshape(-1), std_us.reshape(-1), z.view(-1)
+    for i in range(0, flat_z.numel(), _CHUNK):  # in place, elementwise
+        flat_z[i:i + _CHUNK] = (flat_g[i:i + _CHUNK] + flat_s[i:i + _CHUNK] * flat_z[i:i + _CHUNK]).clamp_(min=0.0)
+    return z
 
 
 def drift_nu_stats(g_target_us: torch.Tensor, model: str, g_max_us: float,
