@@ -57,13 +57,15 @@ class Tile:
         self.device, self.drift, self.wire = device, drift, wire
         self.ref_seed = ref_seed
         self.present = interleave_pairs(present, present)  # (K, rows, 2·cols) bool
-        g_target = interleave_pairs(g_pos_us, g_neg_us).to(torch.float64) * self.present
+        g_target = interleave_pairs(g_pos_us, g_neg_us).to(torch.float64).mul_(self.present)
         d = device
         # programming: program-and-verify error, then stuck devices, then drift exponents (fixed order)
         if d.prog_noise is not None:
             prog_std = devices.prog_noise_std_us(g_target, d.prog_noise, d.g_max_us, d.prog_noise_std_us,
                                                  d.prog_noise_scale)
             g_prog = devices.program_conductances(g_target, prog_std, gen)
+            if drift is None or drift.model != "rram-wan2022":  # only the relaxation model needs it later
+                prog_std = None
         else:
             prog_std = torch.zeros_like(g_target)
             g_prog = g_target.clone()
@@ -81,7 +83,6 @@ class Tile:
                 self.relax_z = torch.where(stuck, 0.0, z).float()
                 self.g_target_us, self.prog_std_us = g_target.float(), prog_std.float()
             else:
-                del prog_std
                 nu = devices.sample_drift_nu(g_target, drift.model, d.g_max_us, gen, drift.nu_mean,
                                              drift.nu_std)
                 del g_target
