@@ -488,11 +488,11 @@ def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
     for name, mod in mapped:
         if isinstance(mod, nn.Linear):
             analog = AnalogLinear(mod.weight, mod.bias, hw, name=name, seed=seed, index=index,
-                                  x_calib=recorded.get(name), read_noise_rank=read_noise_rank, device=device,
+                                  x_calib=recorded.pop(name, None), read_noise_rank=read_noise_rank, device=device,
                                   keep_state_cache=keep_state_cache)
             index += 1
         else:
-            analog = AnalogConv(mod, hw, name=name, seed=seed, index=index, x_calib=recorded.get(name),
+            analog = AnalogConv(mod, hw, name=name, seed=seed, index=index, x_calib=recorded.pop(name, None),
                                 read_noise_rank=read_noise_rank, device=device, keep_state_cache=keep_state_cache)
             index += mod.groups
         if not name:  # the model is itself one layer
