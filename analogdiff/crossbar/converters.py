@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import math
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -160,14 +162,19 @@ class Adc:
         return self._on_device[key]
 
     @classmethod
-    def calibrated(cls, config: ADC, partial_sums: torch.Tensor | None, blocks: np.ndarray) -> "Adc":
-        """Full scale per tile from noise-free partial sums (P, R, N, M): the card's ``range_percentile``
-        of |y| over each physical tile's columns ``blocks`` (B, 3) [m0, m1, j0]; dynamic cards need none."""
+    def calibrated(cls, config: ADC, row_tile_sums: Callable[[int], torch.Tensor] | None, n_row_tiles: int,
+                   blocks: np.ndarray) -> "Adc":
+        """Full scale per tile from noise-free partial sums: ``row_tile_sums(r)`` gives row tile r's (P, N, M)
+        (one row tile at a time: a large layer's partial sums never exist all at once); the card's
+        ``range_percentile`` of |y| over each physical tile's columns ``blocks`` (B, 3) [m0, m1, j0]. Dynamic
+        cards need none (None)."""
         if config.output_range == "dynamic":
             return cls(config, None)
-        n_row_tiles, m = partial_sums.shape[1], partial_sums.shape[3]
-        fs = np.zeros((n_row_tiles, m))
+        fs = None
         for r in range(n_row_tiles):
+            y = row_tile_sums(r)  # (P, N, M)
+            if fs is None:
+                fs = np.zeros((n_row_tiles, y.shape[-1]))
             for m0, m1, _ in blocks:
-                fs[r, m0:m1] = calibrated_range(partial_sums[:, r, :, m0:m1], config.range_percentile)
+                fs[r, m0:m1] = calibrated_range(y[:, :, m0:m1], config.range_percentile)
         return cls(config, np.maximum(fs, 1e-12))

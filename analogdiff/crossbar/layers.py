@@ -130,6 +130,7 @@ class AnalogLinear(nn.Module):
                          ref_seed=derive_seed(seed, index, _REFERENCE))
         self.significance = cmap.significance
         self.weight_per_us = cmap.weight_per_us
+        del cmap, g_pos, g_neg, present  # the tiles hold their own copies; calibration needs none of these
         self.calibrated = x_calib is not None and x_calib.shape[0] > 0
         self.keep_state_cache = keep_state_cache
         state0 = self.tile.at_time(0.0)
@@ -192,13 +193,15 @@ class AnalogLinear(nn.Module):
         self.dac = Dac.calibrated(hw.dac, x if x_calib is not None else None)
         self.adc = None
         if hw.adc is not None:
-            y = None
+            row_tile_sums = None
             if hw.adc.output_range == "calibrated":
                 w = self._layer_matrix(state0.w_eff_us)  # (R, width, M) float32
                 planes = self._kernels(w.device).dac_encode(x, self.dac, n_tiles=self.n_row_tiles, width=self.width,
                                                     want_squares=False)["planes"]
-                y = torch.matmul(planes, w)  # (P, R, N, M)
-            self.adc = Adc.calibrated(hw.adc, y, self._column_blocks())
+
+                def row_tile_sums(r: int) -> torch.Tensor:  # (P, N, M): one row tile's slice of planes @ w
+                    return torch.matmul(planes[:, r:r + 1], w[r:r + 1])[:, 0]
+            self.adc = Adc.calibrated(hw.adc, row_tile_sums, self.n_row_tiles, self._column_blocks())
         if hw.tile.ir_compensation is not None:  # per-column affine IR-drop correction (compensation.py)
             w_eff = self._layer_matrix(state0.w_eff_us)
             planes = self._kernels(w_eff.device).dac_encode(x, self.dac, n_tiles=self.n_row_tiles, width=self.width,
