@@ -23,7 +23,6 @@ Full scale: calibrated per tile from data, or ``dynamic`` (per vector and tile, 
 from __future__ import annotations
 
 import math
-
 from typing import Callable
 
 import numpy as np
