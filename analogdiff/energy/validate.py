@@ -60,11 +60,10 @@ V2_STACK = {"gpu.host_us_per_seq_step": 306.3, "gpu.bandwidth_efficiency": 0.472
 with the a100-sxm card's ``power_const_w`` to v2's three A100 fitted figures (``A100_FIT``). Host time per sequence
 per step, during which the GPU waits: vLLM's own profile of v0.5.3 serving Llama-3-8B on one H100 spent 33% of the
 time in the HTTP server and 29% in scheduling and input preparation, the GPU busy 38% ("vLLM v0.6.0: 1.8-2.7x
-Throughput Improvement and 5x Latency Reduction", blog.vllm.ai/2024/09/05/perf-update.html); v2's measured power
-(188–202 W on the A100 at every batch, ~50% of what its achieved FLOP and byte rates would draw busy) and its
-throughput (1.85× from batch 32 to 256) say the same. v3's stack (vLLM ≥ 0.10, overlapped scheduling) is the cards'
-own: host time 0. The fitted bandwidth_efficiency (0.472 of peak at batch 32, vs v3's 0.673 on the H100) is the
-older kernels'."""
+Throughput Improvement and 5x Latency Reduction", blog.vllm.ai/2024/09/05/perf-update.html). v2's A100 rows say the
+same: their power is flat (188–202 W at every batch) while throughput grows only 1.85× from batch 32 to 256. The
+cards themselves are priced with host time 0 (the h100-sxm card fits v3's rows within 0.87–1.10× without one). The
+fitted bandwidth_efficiency (0.472 of peak at batch 32, vs 0.673 fitted to v3 on the H100) is the older stack's."""
 V2_NOTE = ("context: the v2 stack (V2_STACK, fitted on the A100 rows) carried to the H100 card: throughput "
            "1.07–1.16×, power 0.72–0.77× (the h100-sxm card's power_const_w = 70 W is an assumption that v2's "
            "waits expose), so J/token 0.62–0.71×: the stack's time transfers, the H100's constant power is not known")
