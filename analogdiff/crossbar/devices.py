@@ -44,6 +44,11 @@ _CHUNK = 1 << 23
 """Elements per chunk of the elementwise arithmetic of programming (bounds a large layer's float64 temporaries)."""
 
 
+def _chunks(n: int):
+    """Slices of ``_CHUNK`` elements covering ``range(n)``: elementwise work on flat views, chunk by chunk."""
+    return (slice(i, i + _CHUNK) for i in range(0, n, _CHUNK))
+
+
 def _poly(x: torch.Tensor, coeffs: tuple[float, ...]) -> torch.Tensor:
     out = torch.full_like(x, coeffs[-1])
     for c in reversed(coeffs[:-1]):  # Horner
@@ -67,8 +72,8 @@ def prog_noise_std_us(g_target_us: torch.Tensor, model: str, g_max_us: float,
     coeffs, g_ref = PROG_POLY[model]
     out = torch.empty_like(g_target_us)
     flat_g, flat_out = g_target_us.reshape(-1), out.view(-1)
-    for i in range(0, flat_out.numel(), _CHUNK):  # elementwise: a large layer needs no more copies
-        flat_out[i:i + _CHUNK] = _poly(flat_g[i:i + _CHUNK] / g_max_us, coeffs) * (g_max_us / g_ref) * scale
+    for c in _chunks(flat_out.numel()):
+        flat_out[c] = _poly(flat_g[c] / g_max_us, coeffs) * (g_max_us / g_ref) * scale
     return out
 
 
@@ -77,8 +82,8 @@ def program_conductances(g_target_us: torch.Tensor, std_us: torch.Tensor,
     """One program-and-verify result per device: g_target + std · N(0, 1), clipped at 0 µS (as aihwkit)."""
     z = torch.randn(g_target_us.shape, generator=gen, dtype=g_target_us.dtype, device=gen.device)
     flat_g, flat_s, flat_z = g_target_us.reshape(-1), std_us.reshape(-1), z.view(-1)
-    for i in range(0, flat_z.numel(), _CHUNK):  # in place, elementwise
-        flat_z[i:i + _CHUNK] = (flat_g[i:i + _CHUNK] + flat_s[i:i + _CHUNK] * flat_z[i:i + _CHUNK]).clamp_(min=0.0)
+    for c in _chunks(flat_z.numel()):  # in place
+        flat_z[c] = (flat_g[c] + flat_s[c] * flat_z[c]).clamp_(min=0.0)
     return z
 
 
@@ -114,9 +119,9 @@ def sample_drift_nu(g_target_us: torch.Tensor, model: str, g_max_us: float, gen:
     """Drift exponent of each device, nu = |N(mu(x), s(x))| (aihwkit ``generate_drift_coefficients``)."""
     z = torch.randn(g_target_us.shape, generator=gen, dtype=g_target_us.dtype, device=gen.device)
     flat_g, flat_z = g_target_us.reshape(-1), z.view(-1)
-    for i in range(0, flat_z.numel(), _CHUNK):  # elementwise, in place: a large layer needs no more copies
-        mu, sd = drift_nu_stats(flat_g[i:i + _CHUNK], model, g_max_us, nu_mean, nu_std)
-        flat_z[i:i + _CHUNK] = (mu + sd * flat_z[i:i + _CHUNK]).abs()
+    for c in _chunks(flat_z.numel()):  # in place
+        mu, sd = drift_nu_stats(flat_g[c], model, g_max_us, nu_mean, nu_std)
+        flat_z[c] = (mu + sd * flat_z[c]).abs()
     return z
 
 
