@@ -125,12 +125,13 @@ class AnalogLinear(nn.Module):
         k = s * r * c
         g_pos = to_tiles(cmap.g_pos_us, t.rows, t.cols).view(k, t.rows, t.cols)
         g_neg = to_tiles(cmap.g_neg_us, t.rows, t.cols).view(k, t.rows, t.cols)
+        self.significance = cmap.significance
+        self.weight_per_us = cmap.weight_per_us
+        del cmap  # the tiled copies above are all programming needs: a large layer holds one copy, not two
         gen = torch.Generator(device=dev).manual_seed(derive_seed(seed, index, _PROGRAM))
         self.tile = Tile(g_pos, g_neg, present.view(k, t.rows, t.cols), d, hw.drift, hw.wire, gen,
                          ref_seed=derive_seed(seed, index, _REFERENCE))
-        self.significance = cmap.significance
-        self.weight_per_us = cmap.weight_per_us
-        del cmap, g_pos, g_neg, present  # the tiles hold their own copies; calibration needs none of these
+        del g_pos, g_neg, present  # the tiles hold their own copies; calibration needs none of these
         self.calibrated = x_calib is not None and x_calib.shape[0] > 0
         self.keep_state_cache = keep_state_cache
         state0 = self.tile.at_time(0.0)
@@ -457,7 +458,7 @@ def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
     keep freed memory for this process (``analogdiff._runtime.keep_freed_memory``;
     ANALOGDIFF_KEEP_MALLOC=0 to opt out).
     """
-    from analogdiff._runtime import keep_freed_memory
+    from analogdiff._runtime import keep_freed_memory, return_freed_memory
 
     from .conv import AnalogConv
     from .report import expected_digital, needs_calibration, plan
@@ -487,8 +488,10 @@ def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
                       f"(e.g. '{missing[0]}'): their inputs use dynamic abs-max ranges and their ADC "
                       f"ranges come from synthetic inputs; pass calibration=... for static ranges",
                       stacklevel=2)
+    del rows  # with ``mapped`` below, the only references to the digital layers: each goes once replaced
     index = 0
-    for name, mod in mapped:
+    while mapped:
+        name, mod = mapped.pop(0)
         if isinstance(mod, nn.Linear):
             analog = AnalogLinear(mod.weight, mod.bias, hw, name=name, seed=seed, index=index,
                                   x_calib=recorded.pop(name, None), read_noise_rank=read_noise_rank, device=device,
@@ -503,6 +506,9 @@ def analogize(model: nn.Module, hw: Hardware | str, seed: int = 0,
         parent_name, _, child = name.rpartition(".")
         parent = amodel.get_submodule(parent_name) if parent_name else amodel
         setattr(parent, child, analog)
+        del mod, analog
+        if not keep_state_cache:  # lean mode: the layer's temporaries go back to the system before the next one
+            return_freed_memory()
     return amodel
 
 
@@ -516,8 +522,12 @@ def analog_layers(amodel: nn.Module) -> list[tuple[str, AnalogLinear]]:
 
 def set_drift_time(amodel: nn.Module, t_s: float) -> None:
     """Move every analog layer of ``amodel`` to ``t_s`` seconds after programming (in place)."""
+    from analogdiff._runtime import return_freed_memory
+
     for _, layer in analog_layers(amodel):
         layer.set_drift_time(t_s)
+        if not layer.keep_state_cache:  # lean mode (``analogize``): hand the layer's temporaries back
+            return_freed_memory()
 
 
 def set_read_noise_rank(amodel: nn.Module, rank: int | None) -> None:

@@ -19,6 +19,7 @@ order in the IR drop); padded positions of a partly used tile hold no device (g 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -57,36 +58,55 @@ class Tile:
         self.device, self.drift, self.wire = device, drift, wire
         self.ref_seed = ref_seed
         self.present = interleave_pairs(present, present)  # (K, rows, 2·cols) bool
-        g_target = interleave_pairs(g_pos_us, g_neg_us).to(torch.float64).mul_(self.present)
-        d = device
-        # programming: program-and-verify error, then stuck devices, then drift exponents (fixed order)
-        if d.prog_noise is not None:
-            prog_std = devices.prog_noise_std_us(g_target, d.prog_noise, d.g_max_us, d.prog_noise_std_us,
-                                                 d.prog_noise_scale)
-            g_prog = devices.program_conductances(g_target, prog_std, gen)
-            if drift is None or drift.model != "rram-wan2022":  # only the relaxation model needs it later
-                prog_std = None
-        else:
-            prog_std = torch.zeros_like(g_target)
-            g_prog = g_target.clone()
-        on, off = devices.stuck_masks(g_target.shape, d.stuck_on_fraction, d.stuck_off_fraction, gen)
-        stuck = (on | off) & self.present
-        # in place (a large layer's float64 copies add up): the same values as torch.where and a product
-        g_prog = g_prog.masked_fill_(on, d.g_max_us).masked_fill_(off, d.g_min_us)
-        del on, off
-        self.g_prog_us = g_prog.mul_(self.present)  # (K, rows, 2·cols) µS after programming
-        self.stuck = stuck  # (K, rows, 2·cols) bool, devices stuck on or off
-        self.nu = self.relax_z = self.g_target_us = self.prog_std_us = None
-        if drift is not None:
-            if drift.model == "rram-wan2022":  # relaxation needs the targets and the programming spread
-                z = torch.randn(g_target.shape, generator=gen, dtype=torch.float64, device=gen.device)
-                self.relax_z = torch.where(stuck, 0.0, z).float()
-                self.g_target_us, self.prog_std_us = g_target.float(), prog_std.float()
+        shape, d = self.present.shape, device
+        rram = drift is not None and drift.model == "rram-wan2022"  # relaxation needs targets and spreads later
+        chunks = self._tile_chunks(shape[0], shape[1] * shape[2])
+
+        def target(sl):  # float64 targets of the tiles sl, padding at 0 µS
+            return interleave_pairs(g_pos_us[sl], g_neg_us[sl]).to(torch.float64).mul_(self.present[sl])
+
+        # Programming in three passes over chunks of tiles, each pass drawing its whole stream in order
+        # (program-and-verify error, then stuck devices, then drift draws): a chunked draw from a generator
+        # equals the same draw in one piece, so every tile gets the values a one-piece pass would give it,
+        # while the float64 temporaries of a large layer stay bounded (``_CHUNK_DEVICES``).
+        g_prog = torch.empty(shape, dtype=torch.float64, device=self.present.device)
+        if rram:
+            self.g_target_us = torch.empty(shape, dtype=torch.float32, device=g_prog.device)
+            self.prog_std_us = torch.empty_like(self.g_target_us)
+        for sl in chunks:
+            g_target = target(sl)
+            if d.prog_noise is not None:
+                prog_std = devices.prog_noise_std_us(g_target, d.prog_noise, d.g_max_us, d.prog_noise_std_us,
+                                                     d.prog_noise_scale)
+                g_prog[sl] = devices.program_conductances(g_target, prog_std, gen)
             else:
-                nu = devices.sample_drift_nu(g_target, drift.model, d.g_max_us, gen, drift.nu_mean,
-                                             drift.nu_std)
-                del g_target
-                self.nu = nu.masked_fill_(stuck, 0.0).float()
+                prog_std = torch.zeros_like(g_target)
+                g_prog[sl] = g_target
+            if rram:
+                self.g_target_us[sl], self.prog_std_us[sl] = g_target, prog_std
+        self.stuck = torch.empty(shape, dtype=torch.bool, device=g_prog.device)  # devices stuck on or off
+        for sl in chunks:
+            on, off = devices.stuck_masks(self.stuck[sl].shape, d.stuck_on_fraction, d.stuck_off_fraction, gen)
+            torch.logical_and(on | off, self.present[sl], out=self.stuck[sl])
+            g_prog[sl].masked_fill_(on, d.g_max_us).masked_fill_(off, d.g_min_us)
+        self.g_prog_us = g_prog.mul_(self.present)  # (K, rows, 2·cols) µS after programming
+        self.nu = self.relax_z = None
+        if not rram:
+            self.g_target_us = self.prog_std_us = None
+        if drift is not None:
+            draws = torch.empty(shape, dtype=torch.float32, device=g_prog.device)
+            for sl in chunks:
+                if rram:
+                    z = torch.randn(draws[sl].shape, generator=gen, dtype=torch.float64, device=gen.device)
+                    draws[sl] = z.masked_fill_(self.stuck[sl], 0.0)
+                else:
+                    nu = devices.sample_drift_nu(target(sl), drift.model, d.g_max_us, gen, drift.nu_mean,
+                                                 drift.nu_std)
+                    draws[sl] = nu.masked_fill_(self.stuck[sl], 0.0)
+            if rram:
+                self.relax_z = draws
+            else:
+                self.nu = draws
         self._cache = (0.0, self._state_parts(0.0))  # last computed state (the IR-drop solve is costly)
         self._reference = self._readout(self._cache[1])  # (K,) reference read at programming
 
@@ -132,18 +152,32 @@ class Tile:
             return g * self.present[tiles]
         return devices.drift_conductances(g_prog, self.nu[tiles].double(), t_s, dr.t0_s)
 
+    @staticmethod
+    def _tile_chunks(k: int, per: int) -> list[slice]:
+        """Slices of whole tiles covering k tiles of ``per`` devices: about ``_CHUNK_DEVICES`` devices each,
+        the unit of every pass over a layer's tiles. Each chunk but the last holds a multiple of 16 devices
+        and the last at least 16: torch draws normals in blocks of 16 (redrawing a partial last block), so
+        only such chunks draw exactly the values one draw over all k tiles would."""
+        block = 16 // math.gcd(per, 16)  # tiles per whole number of 16-device blocks
+        step = max(block, (_CHUNK_DEVICES // max(per, 1)) // block * block)
+        if k <= step:
+            return [slice(None)]
+        bounds = [*range(0, k, step), k]
+        if (bounds[-1] - bounds[-2]) * per < 16:
+            del bounds[-2]
+        return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
     def _state_parts(self, t_s: float):
         """(mean conductance, effective pair matrices (K, rows, cols), read-noise variance or None) at t_s,
-        computed a chunk of tiles at a time (``_CHUNK_DEVICES``) so that the float64 temporaries of a large
+        computed a chunk of tiles at a time (``_tile_chunks``) so that the float64 temporaries of a large
         layer stay bounded; every tile's result is the same as in one pass."""
-        k, per = self.g_prog_us.shape[0], self.g_prog_us[0].numel()
-        step = max(1, _CHUNK_DEVICES // max(per, 1))
-        if k <= step:
+        chunks = self._tile_chunks(self.g_prog_us.shape[0], self.g_prog_us[0].numel())
+        if len(chunks) == 1:
             g_sum, w, var = self._chunk_parts(t_s, slice(None))
-            return float(g_sum / max(int(self.present.sum()), 1)), w, var
+            return float(g_sum / max(int(torch.count_nonzero(self.present)), 1)), w, var
+        k = self.g_prog_us.shape[0]
         g_sum, w, var = 0.0, None, None
-        for k0 in range(0, k, step):
-            sl = slice(k0, min(k0 + step, k))
+        for sl in chunks:
             part_sum, w_c, var_c = self._chunk_parts(t_s, sl)
             if w is None:
                 w = w_c.new_empty((k, *w_c.shape[1:]))
@@ -152,7 +186,7 @@ class Tile:
             if var is not None:
                 var[sl] = var_c
             g_sum += float(part_sum)
-        return g_sum / max(int(self.present.sum()), 1), w, var  # mean over present devices
+        return g_sum / max(int(torch.count_nonzero(self.present)), 1), w, var  # mean over present devices
 
     def _chunk_parts(self, t_s: float, tiles: slice):
         d = self.device
@@ -183,12 +217,17 @@ class Tile:
 
     def _readout(self, parts) -> torch.Tensor:
         """Global drift-compensation read (aihwkit GlobalDriftCompensation): one-hot inputs on every row,
-        mean |output| over the tile, read noise included (one read from a generator fixed by ref_seed)."""
+        mean |output| over the tile, read noise included (one read from a generator fixed by ref_seed),
+        a chunk of tiles at a time (the draws are those of one piece)."""
         _, w, var = parts
-        if var is not None:
-            gen = torch.Generator(device=w.device).manual_seed(self.ref_seed)
-            w = w + var.sqrt() * torch.randn(w.shape, generator=gen, dtype=w.dtype, device=w.device)
-        return w.abs().mean(dim=(1, 2)).clamp(min=1e-12)
+        if var is None:
+            return w.abs().mean(dim=(1, 2)).clamp(min=1e-12)
+        gen = torch.Generator(device=w.device).manual_seed(self.ref_seed)
+        out = w.new_empty(w.shape[0])
+        for sl in self._tile_chunks(w.shape[0], w[0].numel()):
+            z = torch.randn(w[sl].shape, generator=gen, dtype=w.dtype, device=w.device)
+            out[sl] = z.mul_(var[sl].sqrt()).add_(w[sl]).abs_().mean(dim=(1, 2))
+        return out.clamp(min=1e-12)
 
     def forget_state(self) -> None:
         """Drop the cached state of the last time asked (its float64 effective matrices and variances); the
