@@ -66,9 +66,11 @@ class Tile:
             return interleave_pairs(g_pos_us[sl], g_neg_us[sl]).to(torch.float64).mul_(self.present[sl])
 
         # Programming in three passes over chunks of tiles, each pass drawing its whole stream in order
-        # (program-and-verify error, then stuck devices, then drift draws): a chunked draw from a generator
-        # equals the same draw in one piece, so every tile gets the values a one-piece pass would give it,
-        # while the float64 temporaries of a large layer stay bounded (``_CHUNK_DEVICES``).
+        # (program-and-verify error, then stuck devices, then drift draws). On the CPU a chunked draw equals
+        # the same draw in one piece (``_tile_chunks``), so every tile gets the values a one-piece pass would
+        # give it, while the float64 temporaries of a large layer stay bounded (``_CHUNK_DEVICES``). A CUDA
+        # generator advances by whole blocks per call: there the chunks' draws are reproducible from the
+        # seed but differ from one piece.
         g_prog = torch.empty(shape, dtype=torch.float64, device=self.present.device)
         if rram:
             self.g_target_us = torch.empty(shape, dtype=torch.float32, device=g_prog.device)
@@ -156,8 +158,8 @@ class Tile:
     def _tile_chunks(k: int, per: int) -> list[slice]:
         """Slices of whole tiles covering k tiles of ``per`` devices: about ``_CHUNK_DEVICES`` devices each,
         the unit of every pass over a layer's tiles. Each chunk but the last holds a multiple of 16 devices
-        and the last at least 16: torch draws normals in blocks of 16 (redrawing a partial last block), so
-        only such chunks draw exactly the values one draw over all k tiles would."""
+        and the last at least 16: torch's CPU generator draws normals in blocks of 16 (redrawing a partial last
+        block), so only such chunks draw exactly the values one draw over all k tiles would."""
         block = 16 // math.gcd(per, 16)  # tiles per whole number of 16-device blocks
         step = max(block, (_CHUNK_DEVICES // max(per, 1)) // block * block)
         if k <= step:
@@ -218,7 +220,7 @@ class Tile:
     def _readout(self, parts) -> torch.Tensor:
         """Global drift-compensation read (aihwkit GlobalDriftCompensation): one-hot inputs on every row,
         mean |output| over the tile, read noise included (one read from a generator fixed by ref_seed),
-        a chunk of tiles at a time (the draws are those of one piece)."""
+        a chunk of tiles at a time (on the CPU, the draws of one piece)."""
         _, w, var = parts
         if var is None:
             return w.abs().mean(dim=(1, 2)).clamp(min=1e-12)
