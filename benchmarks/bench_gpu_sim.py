@@ -199,7 +199,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES),
                     help="digital weights and activations (the analog matrices are float32)")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--seq-len", type=int, default=1024)
+    ap.add_argument("--seq-len", type=int, default=None,
+                    help="tokens per sequence (default 1024, or the shape's context where it is shorter)")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--drift-time", type=float, default=3600.0, help="seconds after programming")
     ap.add_argument("--card", default="pcm-ibm")
@@ -222,7 +223,7 @@ def main(argv=None) -> dict:
               "machine, or check the script with --shape tiny --device cpu", file=sys.stderr)
         raise SystemExit(2)
     try:
-        for key in ("batch", "seq_len", "reps", "max_out"):
+        for key in ("batch", "reps", "max_out"):
             checks.integer(f"--{key.replace('_', '-')}", getattr(args, key), 1, 1 << 20)
         if args.n_layers is not None:
             checks.integer("--n-layers", args.n_layers, 1, 1024)
@@ -233,6 +234,10 @@ def main(argv=None) -> dict:
         if hw.kind != "analog":
             raise ConfigError(f"--card: {args.card} is not an analog card")
         config = _shape_config(args.shape, args.n_layers)
+        context = config["max_sequence_length"]
+        if args.seq_len is None:
+            args.seq_len = min(1024, context)
+        checks.integer("--seq-len", args.seq_len, 1, context)
     except ConfigError as e:
         print(f"bench_gpu_sim: {e}", file=sys.stderr)
         raise SystemExit(2) from None
