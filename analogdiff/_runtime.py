@@ -11,6 +11,7 @@ it is.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 _DONE = False
@@ -25,15 +26,10 @@ def keep_freed_memory() -> None:
     _DONE = True
     if os.environ.get("ANALOGDIFF_KEEP_MALLOC", "1") == "0":
         return
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc = _glibc()
+    if libc is not None:
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
         libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def return_freed_memory() -> None:
@@ -42,10 +38,20 @@ def return_freed_memory() -> None:
     in lean mode (``analogize(..., keep_state_cache=False)``). Measured on the 124M model without IR drop
     (``benchmarks/bench_scale.py``'s model): 6.2–7.2 GB resident after programming, 5.2 GB after one trim,
     for 4.9 GB of live tensors. No-op off glibc."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _glibc():
+    """The C library when it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
     import ctypes
     import ctypes.util
 
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - AttributeError off glibc
+    except (OSError, AttributeError):
+        return None
+    return libc

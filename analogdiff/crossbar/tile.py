@@ -222,13 +222,13 @@ class Tile:
         mean |output| over the tile, read noise included (one read from a generator fixed by ref_seed),
         a chunk of tiles at a time (on the CPU, the draws of one piece)."""
         _, w, var = parts
-        if var is None:
-            return w.abs().mean(dim=(1, 2)).clamp(min=1e-12)
-        gen = torch.Generator(device=w.device).manual_seed(self.ref_seed)
+        gen = None if var is None else torch.Generator(device=w.device).manual_seed(self.ref_seed)
         out = w.new_empty(w.shape[0])
         for sl in self._tile_chunks(w.shape[0], w[0].numel()):
-            z = torch.randn(w[sl].shape, generator=gen, dtype=w.dtype, device=w.device)
-            out[sl] = z.mul_(var[sl].sqrt()).add_(w[sl]).abs_().mean(dim=(1, 2))
+            read = w[sl].abs() if var is None else (
+                torch.randn(w[sl].shape, generator=gen, dtype=w.dtype, device=w.device)
+                .mul_(var[sl].sqrt()).add_(w[sl]).abs_())
+            out[sl] = read.mean(dim=(1, 2))
         return out.clamp(min=1e-12)
 
     def forget_state(self) -> None:
