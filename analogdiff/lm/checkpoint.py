@@ -42,8 +42,11 @@ def resolve(name_or_path) -> pathlib.Path:
         return CHECKPOINT_DIR / f"{name_or_path}.safetensors"
     text = checks.text("model", str(name_or_path), checks.MAX_PATH_CHARS)
     path = pathlib.Path(text)
-    if path.suffix in (".safetensors", ".json") or os.sep in text or checks.exists(path):
+    if path.suffix in (".safetensors", ".json") or checks.exists(path) or checks.exists(path.with_suffix(".safetensors")):
         return path.with_suffix(".safetensors")
+    if os.sep in text:
+        raise ConfigError(f"model: {checks.short(text)} does not exist (a checkpoint directory with config.json, "
+                         f"or a .safetensors file beside its .json card)")
     raise ConfigError(f"model: unknown name {checks.short(text)}; shipped models: {', '.join(SHIPPED)} "
                      f"(or a path to a .safetensors file)")
 
