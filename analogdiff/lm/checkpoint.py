@@ -42,8 +42,9 @@ def resolve(name_or_path) -> pathlib.Path:
         return CHECKPOINT_DIR / f"{name_or_path}.safetensors"
     text = checks.text("model", str(name_or_path), checks.MAX_PATH_CHARS)
     path = pathlib.Path(text)
-    if path.suffix in (".safetensors", ".json") or checks.exists(path) or checks.exists(path.with_suffix(".safetensors")):
-        return path.with_suffix(".safetensors")
+    weights = path.with_suffix(".safetensors")
+    if path.suffix in (".safetensors", ".json") or checks.exists(path) or checks.exists(weights):
+        return weights
     if os.sep in text:
         raise ConfigError(f"model: {checks.short(text)} does not exist (a checkpoint directory with config.json, "
                          f"or a .safetensors file beside its .json card)")
