@@ -41,6 +41,28 @@ def test_dac_encode_bit_for_bit(x_range, bits, serial):
     assert np.allclose(a["sq_sum"], b["sq_sum"].numpy(), rtol=tol, atol=0)
     assert (a["lo"], a["hi"]) == (b["lo"], b["hi"]) == (float(x.min()), float(x.max()))
     assert kernels_torch.dac_encode(x, dac, n_tiles=3, width=32, want_squares=False)["squares"] is None
+    # bfloat16 squares, written by the kernel from the bits: exactly torch's cast of the float32 squares
+    a16 = kernels.dac_encode(x, dac, n_tiles=3, width=32, want_squares=True, squares_dtype=torch.bfloat16)
+    b16 = kernels_torch.dac_encode(x, dac, n_tiles=3, width=32, want_squares=True, squares_dtype=torch.bfloat16)
+    assert a16["squares"].dtype == b16["squares"].dtype == torch.bfloat16
+    assert torch.equal(a16["squares"], a["squares"].to(torch.bfloat16)) and torch.equal(a16["squares"], b16["squares"])
+    assert torch.equal(a16["planes"], a["planes"])
+
+
+def test_bfloat16_squares_round_to_nearest_even_as_torch():
+    """The kernel's own float32 → bfloat16 rounding (``kernels._bf16_bits``) against torch's cast: on
+    exact ties (both ways), one bit either side of them, carries into the exponent, subnormals, zero, the
+    largest finite float32 and Inf, and on random bit patterns."""
+    base = torch.tensor([1.0, 1.5, 3.0, 2.0 ** -130, 1.9999999, 7.0e-3], dtype=torch.float32).view(torch.int32)
+    crafted = torch.cat([base + d for d in (0, 0x7FFF, 0x8000, 0x8001, 0x18000, 0xFFFF)])
+    rand = torch.randint(0, 0x7F800000, (20000,), generator=torch.Generator().manual_seed(0), dtype=torch.int32)
+    edges = torch.tensor([0, 1, 0x7F7FFFFF, 0x7F800000], dtype=torch.int32)
+    values = torch.cat([crafted, rand, edges]).view(torch.float32)
+    ours = torch.tensor([int(kernels._bf16_bits(np.float32(v))) for v in values.tolist()], dtype=torch.int16)
+    assert torch.equal(ours, values.to(torch.bfloat16).view(torch.int16))
+    x = torch.randn(2, 40)
+    with pytest.raises(ValueError, match="squares_dtype"):
+        kernels.dac_encode(x, cv.Dac(None, 1.0), n_tiles=1, width=40, want_squares=True, squares_dtype=torch.float16)
 
 
 def test_dac_encode_flags_non_finite():

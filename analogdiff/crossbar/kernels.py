@@ -170,9 +170,45 @@ def _scan(x, bad, kmin, kmax):
         bad[n], kmin[n], kmax[n] = nb, lo, hi
 
 
+@numba.njit(inline="always", error_model="numpy", cache=True)
+def _dac_value(xv, inv, quantize, levels, inv_levels):
+    """One DAC output as float64: the level rint(clip(x·inv)·L) / L, or x·inv without a DAC."""
+    if quantize:
+        return np.rint(min(max(xv * inv, -1.0), 1.0) * levels) * inv_levels
+    return xv * inv
+
+
+@numba.njit(inline="always", error_model="numpy", cache=True)
+def _squares_f32(xr, inv, quantize, levels, inv_levels, q):
+    """q[:len(xr)] = float32 of each DAC output's float64 square; the padding after it 0."""
+    c_end = xr.shape[0]
+    for c in range(c_end):
+        v = _dac_value(xr[c], inv, quantize, levels, inv_levels)
+        q[c] = np.float32(v * v)
+    q[c_end:] = 0.0
+
+
+@numba.njit(inline="always", error_model="numpy", cache=True)
+def _squares_bf16(xr, inv, quantize, levels, inv_levels, q16):
+    """``_squares_f32`` then rounded to bfloat16 (nearest, ties to even, as torch's cast; squares are >= 0),
+    stored as the bfloat16 bits (int16)."""
+    c_end = xr.shape[0]
+    for c in range(c_end):
+        v = _dac_value(xr[c], inv, quantize, levels, inv_levels)
+        q16[c] = _bf16_bits(np.float32(v * v))
+    q16[c_end:] = 0
+
+
+@numba.njit(inline="always", error_model="numpy", cache=True)
+def _bf16_bits(v):
+    """The bits (int16) of float32 v >= 0 rounded to bfloat16: nearest, ties to even (torch's cast)."""
+    b = _f32_bits(v)
+    return np.int16((b + 0x7FFF + ((b >> 16) & 1)) >> 16)
+
+
 @numba.njit(parallel=True, error_model="numpy", cache=True)
-def _dac_encode(x, inv_range, dynamic, quantize, levels, out, sq, want_sq, row_scale, abs_sum, sq_sum, bad,
-                kmin, kmax):
+def _dac_encode(x, inv_range, dynamic, quantize, levels, out, sq, sq16, want_sq, sq_bf16, row_scale, abs_sum,
+                sq_sum, bad, kmin, kmax):
     n_rows, k = x.shape
     n_tiles, width = out.shape[1], out.shape[3]
     inv_levels = 1.0 / levels
@@ -190,7 +226,6 @@ def _dac_encode(x, inv_range, dynamic, quantize, levels, out, sq, want_sq, row_s
         f_abs, f_sq = 0.0, 0.0
         for r in range(n_tiles):
             o = out[0, r, n]
-            q = sq[0, r, n] if want_sq else sq[0, 0, 0]
             c_end = min(width, k - r * width)
             xr = x[n, r * width:r * width + c_end]
             if quantize:
@@ -205,10 +240,7 @@ def _dac_encode(x, inv_range, dynamic, quantize, levels, out, sq, want_sq, row_s
                     mag = np.int64(abs(lv))
                     s_abs += mag
                     s_sq += mag * mag
-                    v = lv * inv_levels
-                    o[c] = v
-                    if want_sq:
-                        q[c] = v * v
+                    o[c] = lv * inv_levels
             else:
                 for c in range(c_end):
                     xv = xr[c]
@@ -221,11 +253,12 @@ def _dac_encode(x, inv_range, dynamic, quantize, levels, out, sq, want_sq, row_s
                     f_abs += abs(v)
                     f_sq += v * v
                     o[c] = v
-                    if want_sq:
-                        q[c] = v * v
             o[c_end:] = 0.0
-            if want_sq:
-                q[c_end:] = 0.0
+            if want_sq:  # squares of the same float64 values, in a loop of their own (it vectorizes)
+                if sq_bf16:
+                    _squares_bf16(xr, inv, quantize, levels, inv_levels, sq16[0, r, n])
+                else:
+                    _squares_f32(xr, inv, quantize, levels, inv_levels, sq[0, r, n])
         if quantize:
             abs_sum[n] = s_abs * inv_levels
             sq_sum[n] = s_sq * inv_levels * inv_levels
@@ -260,12 +293,14 @@ def _dac_encode_serial(x, inv_scale, levels, out, sq, want_sq, abs_sum, sq_sum):
         sq_sum[n] = s_sq / (levels * levels)
 
 
-def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_squares: bool) -> dict:
+def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_squares: bool,
+               squares_dtype: torch.dtype = torch.float32) -> dict:
     """Encode inputs x (N, K) for the tiles through the row drivers ``dac`` (``converters.Dac``: its
     levels L, None = exact normalized inputs; bit-serial planes; static range, None = per-vector abs-max).
 
     Returns ``planes`` (P, R, N, width) float32 with zero padding (P = ``dac.n_planes``: 1 unless
-    bit-serial, then planes in {-1, 0, 1}), ``squares`` (same shape, or None), ``row_scale`` (N,) full
+    bit-serial, then planes in {-1, 0, 1}), ``squares`` (same shape, or None; of ``squares_dtype``, float32
+    or bfloat16: the float32 squares rounded as torch's cast rounds them), ``row_scale`` (N,) full
     scale per vector, per-vector ``abs_sum`` and ``sq_sum`` of the normalized DAC levels, and ``lo``,
     ``hi``: min and max of x (both NaN if x holds any NaN or Inf).
     """
@@ -276,9 +311,14 @@ def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_sq
     quantize = dac.levels is not None  # False: no DAC, exact normalized inputs
     levels = dac.levels if quantize else 1
     serial = quantize and dac.bit_serial
+    if squares_dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"dac_encode: squares_dtype must be torch.float32 or torch.bfloat16, got {squares_dtype}")
     planes = torch.empty((dac.n_planes, n_tiles, n, width), dtype=torch.float32)
-    squares = (torch.empty_like(planes) if want_squares
-               else torch.empty((1, 1, 1, 1), dtype=torch.float32))
+    squares = (torch.empty(planes.shape, dtype=squares_dtype) if want_squares
+               else torch.empty((1, 1, 1, 1), dtype=squares_dtype))
+    sq_bf16 = squares_dtype == torch.bfloat16
+    sq32 = np.empty((1, 1, 1, 1), np.float32) if sq_bf16 else squares.numpy()  # the kernel's two views
+    sq16 = squares.view(torch.int16).numpy() if sq_bf16 and want_squares else np.empty((1, 1, 1, 1), np.int16)
     abs_sum, sq_sum = np.empty(n), np.empty(n)
     x_range = dac.x_range
     if serial:
@@ -288,12 +328,14 @@ def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_sq
             row_scale[:] = np.where(a > 0, a, 1.0)
         else:
             row_scale[:] = x_range
-        _dac_encode_serial(x.numpy(), 1.0 / row_scale, levels, planes.numpy(), squares.numpy(),
-                           want_squares, abs_sum, sq_sum)
+        _dac_encode_serial(x.numpy(), 1.0 / row_scale, levels, planes.numpy(), sq32, want_squares and not sq_bf16,
+                           abs_sum, sq_sum)
+        if want_squares and sq_bf16:  # planes in {-1, 0, 1}: their squares are exact in bfloat16
+            squares.copy_(planes.abs())
     else:
         _dac_encode(x.numpy(), inv_range=1.0 / x_range if x_range is not None else 1.0,
                     dynamic=x_range is None, quantize=quantize, levels=levels, out=planes.numpy(),
-                    sq=squares.numpy(), want_sq=want_squares, row_scale=row_scale, abs_sum=abs_sum,
+                    sq=sq32, sq16=sq16, want_sq=want_squares, sq_bf16=sq_bf16, row_scale=row_scale, abs_sum=abs_sum,
                     sq_sum=sq_sum, bad=bad, kmin=kmin, kmax=kmax)
     if n == 0 or x.shape[1] == 0:
         lo = hi = 0.0

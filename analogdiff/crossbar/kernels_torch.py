@@ -108,7 +108,8 @@ def _range_scalars(x: torch.Tensor) -> tuple[float, float]:
     return (math.nan, math.nan) if bad else (lo, hi)
 
 
-def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_squares: bool) -> dict:
+def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_squares: bool,
+               squares_dtype: torch.dtype = torch.float32) -> dict:
     """``kernels.dac_encode`` in torch on x's device: the same dict, with ``row_scale``, ``abs_sum`` and
     ``sq_sum`` as float64 tensors on that device."""
     x = x.detach().to(torch.float32)
@@ -155,7 +156,7 @@ def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_sq
     shape = (planes.shape[0], n, n_tiles, width)
     planes = planes.view(shape).permute(0, 2, 1, 3).contiguous()  # (P, R, N, width)
     if squares is not None:
-        squares = squares.view(shape).permute(0, 2, 1, 3).contiguous()
+        squares = squares.view(shape).permute(0, 2, 1, 3).to(squares_dtype).contiguous()
     lo, hi = _range_scalars(x)
     return {"planes": planes, "squares": squares, "row_scale": row_scale, "abs_sum": abs_sum,
             "sq_sum": sq_sum, "lo": lo, "hi": hi}

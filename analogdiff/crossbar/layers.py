@@ -294,7 +294,8 @@ class AnalogLinear(nn.Module):
         x2 = x.reshape(-1, self.in_features)
         noisy = self._var is not None or self._var_factors is not None
         kern = self._kernels()
-        enc = kern.dac_encode(x2, self.dac, n_tiles=self.n_row_tiles, width=self.width, want_squares=noisy)
+        enc = kern.dac_encode(x2, self.dac, n_tiles=self.n_row_tiles, width=self.width, want_squares=noisy,
+                              squares_dtype=self._var.dtype if self._var is not None else torch.float32)
         if not (math.isfinite(enc["lo"]) and math.isfinite(enc["hi"])):
             raise ValueError(f"analog layer '{self.name or '<root>'}': input holds NaN or Inf")
         planes = enc["planes"]  # (P, R, N, width)
@@ -302,7 +303,7 @@ class AnalogLinear(nn.Module):
         y = _tile_matmul(planes, self._w)  # (P, R, N, M) µS, partial sum of every tile
         var = None  # (P, R, N, M) µS², variance of each tile output's read noise: (x²) @ σ²
         if self._var is not None:
-            var = _tile_matmul(enc["squares"].to(self._var.dtype), self._var)
+            var = _tile_matmul(enc["squares"], self._var)  # squares already in the variance's dtype
         elif self._var_factors is not None:
             a, b = self._var_factors
             var = _tile_matmul(_tile_matmul(enc["squares"], a), b)
