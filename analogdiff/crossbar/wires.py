@@ -314,11 +314,30 @@ def _laplacian_diagonal(s: np.ndarray) -> np.ndarray:
     return s
 
 
-def _merge(a: np.ndarray, b: np.ndarray, map_a: np.ndarray, map_b: np.ndarray, p: int, m: int) -> np.ndarray:
-    """Boxes (B, Pa, Pa) and (B, Pb, Pb) scattered onto p + m nodes by map_a, map_b; the last m nodes
-    eliminated (Schur complement) → (B, p, p), diagonals recomputed from the off-diagonals."""
+def _take(boxes: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
+    """boxes[idx]: a view when idx is all of them or evenly spaced, else a copy."""
+    if idx is None:
+        return boxes
+    if idx.size == 1 or (idx.size > 1 and idx[1] > idx[0] and np.all(np.diff(idx) == idx[1] - idx[0])):
+        step = int(idx[1] - idx[0]) if idx.size > 1 else 1
+        return boxes[int(idx[0]):int(idx[-1]) + 1:step]
+    return boxes[idx]
+
+
+def _merge(a: np.ndarray, b: np.ndarray, map_a: np.ndarray, map_b: np.ndarray, p: int, m: int,
+           ia: np.ndarray | None = None, ib: np.ndarray | None = None, block: int | None = None) -> np.ndarray:
+    """Boxes a[ia] (B, Pa, Pa) and b[ib] (B, Pb, Pb) (ia, ib: None = all, in order) scattered onto p + m
+    nodes by map_a, map_b; the last m nodes eliminated (Schur complement) → (B, p, p), diagonals recomputed
+    from the off-diagonals. The compiled loop reads the boxes in place; no copy of a or b is made for it.
+
+    ``block=w`` (the last merge): only the block [w:, :w] (B, p-w, w) of the result, the one the array's
+    effective conductance is read from; the elimination then solves for the first w ports only."""
     if p + m <= _SMALL_NODES:
-        return _merge_small(a, b, map_a, map_b, p, m)
+        ia = np.arange(a.shape[0]) if ia is None else ia
+        ib = np.arange(b.shape[0]) if ib is None else ib
+        out = _merge_small(a, ia, b, ib, map_a, map_b, p, m)
+        return out if block is None else out[:, block:, :block]
+    a, b = _take(a, ia), _take(b, ib)
     nb = a.shape[0]
     s = np.zeros((nb, p, p))
     k_pe = np.zeros((nb, p, m))
@@ -333,13 +352,17 @@ def _merge(a: np.ndarray, b: np.ndarray, map_a: np.ndarray, map_b: np.ndarray, p
                     k_pe[:, d1:d1 + l1, d2 - p:d2 - p + l2] += blk
                 elif d2 >= p:
                     k_ee[:, d1 - p:d1 - p + l1, d2 - p:d2 - p + l2] += blk
+    if block is not None:
+        x = np.linalg.solve(k_ee, k_pe[:, :block].transpose(0, 2, 1))  # (B, m, w)
+        return s[:, block:, :block] - k_pe[:, block:] @ x
     x = np.linalg.solve(k_ee, k_pe.transpose(0, 2, 1))                 # (B, m, p)
     s -= k_pe @ x
     return _laplacian_diagonal(s)
 
 
 @functools.lru_cache(maxsize=4096)
-def _runs_cached(mp: tuple, p: int) -> tuple:
+def _runs_cached(mp_bytes: bytes, p: int) -> tuple:
+    mp = np.frombuffer(mp_bytes, dtype=np.int64).tolist()
     out, start = [], 0
     for i in range(1, len(mp) + 1):
         if i == len(mp) or mp[i] != mp[i - 1] + 1 or mp[i] == p:
@@ -351,7 +374,7 @@ def _runs_cached(mp: tuple, p: int) -> tuple:
 def _runs(mp: np.ndarray, p: int) -> tuple:
     """Maximal runs of consecutive destinations, split where the kept ports [0, p) end:
     ((source start, destination start, length), ...)."""
-    return _runs_cached(tuple(int(v) for v in mp), p)
+    return _runs_cached(mp.astype(np.int64).tobytes(), p)
 
 
 def _njit(fn):
@@ -363,22 +386,23 @@ def _njit(fn):
 
 
 @_njit
-def _merge_small(a, b, map_a, map_b, p, m):  # pragma: no cover - compiled (its Python twin is _merge)
-    """``_merge`` for small boxes: per box, scatter into a dense (p+m)² matrix and eliminate the last m
-    nodes one at a time (the block is a principal submatrix of a connected network's Laplacian: positive
-    definite, no pivoting needed)."""
-    nb = a.shape[0]
+def _merge_small(a, ia, b, ib, map_a, map_b, p, m):  # pragma: no cover - compiled (Python twin: _merge)
+    """``_merge`` for small boxes a[ia], b[ib]: per box, scatter into a dense (p+m)² matrix and eliminate
+    the last m nodes one at a time (the block is a principal submatrix of a connected network's
+    Laplacian: positive definite, no pivoting needed)."""
+    nb = ia.size
     n = p + m
     out = np.empty((nb, p, p))
     f = np.empty((n, n))
     for t in range(nb):
         f[:, :] = 0.0
+        ta, tb = ia[t], ib[t]
         for u in range(map_a.size):
             for v in range(map_a.size):
-                f[map_a[u], map_a[v]] += a[t, u, v]
+                f[map_a[u], map_a[v]] += a[ta, u, v]
         for u in range(map_b.size):
             for v in range(map_b.size):
-                f[map_b[u], map_b[v]] += b[t, u, v]
+                f[map_b[u], map_b[v]] += b[tb, u, v]
         for e in range(n - 1, p - 1, -1):
             piv = f[e, e]
             for i in range(e):
@@ -418,7 +442,8 @@ def _cell_boxes(g: np.ndarray, gr: float, gc: np.ndarray, north: bool, east: boo
     for d, side in enumerate(dropped):
         place[side] = p + d
     mp = np.array([place[side] for side in "WENS"], dtype=np.int64)
-    return _merge(k, np.zeros((g.size, 0, 0)), mp, np.zeros(0, dtype=np.int64), p, len(dropped))
+    return _merge(k, np.zeros((g.size, 0, 0)), mp, np.zeros(0, dtype=np.int64), p, len(dropped),
+                  ib=np.zeros(g.size, dtype=np.int64))
 
 
 def _halves(sizes: tuple[int, ...]) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
@@ -483,7 +508,8 @@ def _hierarchical_schur(g: np.ndarray, gr: float, gc: float, gc_last: float) -> 
             sub = np.ix_(r_idx, q_idx)
             store[(1, 1, north, east)] = _cell_boxes(g[sub].ravel(), gr, south[sub].ravel(), north, east)
             pos[sub] = np.arange(r_idx.size * q_idx.size).reshape(r_idx.size, -1)
-    for axis, parents, parent_sizes in _plan(rows, cols):
+    plan = _plan(rows, cols)
+    for step, (axis, parents, parent_sizes) in enumerate(plan):
         first = np.array([q[0] for q in parents])                      # child group indices
         second = np.array([q[-1] for q in parents])
         paired = np.array([len(q) == 2 for q in parents])
@@ -497,10 +523,16 @@ def _hierarchical_schur(g: np.ndarray, gr: float, gc: float, gc_last: float) -> 
                 else:
                     ra, qa, rb, qb, pair = first[r_idx], q_idx, second[r_idx], q_idx, paired[r_idx[0]]
                 ka = (int(rs[ra[0]]), int(cs[qa[0]]), ra[0] == 0, qa[0] == len(cs) - 1)
-                box = store[ka][pos[np.ix_(ra, qa)].ravel()]           # (n, P, P)
+                ia = pos[np.ix_(ra, qa)].ravel()                       # the boxes' places in their kinds
                 if pair:                                               # else a 1-wide group passes through
                     kb = (int(rs[rb[0]]), int(cs[qb[0]]), rb[0] == 0, qb[0] == len(cs) - 1)
-                    box = _merge(box, store[kb][pos[np.ix_(rb, qb)].ravel()], *_merge_maps(axis, ka, kb))
+                    last = step == len(plan) - 1                       # the whole array: [W, S] ports
+                    box = _merge(store[ka], store[kb], *_merge_maps(axis, ka, kb), ia=ia,
+                                 ib=pos[np.ix_(rb, qb)].ravel(), block=rows if last else None)
+                    if last:                                           # (1, cols, rows): amplifiers × sources
+                        return -box[0].T
+                else:
+                    box = _take(store[ka], ia)                         # (n, P, P)
                 new_store[(h, w, north, east)] = box
                 new_pos[np.ix_(r_idx, q_idx)] = np.arange(r_idx.size * q_idx.size).reshape(r_idx.size, -1)
         store, pos = new_store, new_pos
