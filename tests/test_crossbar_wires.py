@@ -119,11 +119,31 @@ def test_padding_rows_and_columns_are_cut_off_exactly(r_row, r_col):
     np.testing.assert_array_equal(effective_conductance(np.zeros((4, 3)), r_row, r_col), np.zeros((4, 3)))
 
 
+def test_schur_update_is_the_direct_formula_and_exactly_symmetric():
+    """The large merges' elimination (LAPACK potrf, BLAS trsm and syrk, called from compiled code) against
+    s − K_pe K_ee⁻¹ K_peᵀ by numpy's LU solve, on Laplacian-like blocks with wire/device contrast 1e6."""
+    from analogdiff.crossbar.wires import _schur_update
+
+    rng = np.random.default_rng(7)
+    n_box, p, m = 3, 70, 40
+    lap = -rng.uniform(0.0, 1e-6, (n_box, p + m, p + m))               # devices, S
+    lap[:, np.arange(p + m - 1), np.arange(1, p + m)] -= 2.86          # a wire through every node, S
+    lap = np.triu(lap, 1)
+    lap = lap + lap.transpose(0, 2, 1)
+    lap[:, np.arange(p + m), np.arange(p + m)] = -lap.sum(axis=2) + 1e-3  # a path to ground: definite
+    s, k_pe, k_ee = lap[:, :p, :p].copy(), lap[:, :p, p:].copy(), lap[:, p:, p:].copy()
+    ref = s - k_pe @ np.linalg.solve(k_ee, k_pe.transpose(0, 2, 1))
+    _schur_update(s, k_ee, k_pe)
+    np.testing.assert_allclose(s, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    np.testing.assert_array_equal(s, s.transpose(0, 2, 1))
+
+
 @pytest.mark.parametrize("threads", [1, 2])
-def test_a_batch_of_arrays_equals_one_call_per_array(threads):
+@pytest.mark.parametrize("rows,cols", [(20, 12), (100, 90)])  # (100, 90): the compiled BLAS merges too
+def test_a_batch_of_arrays_equals_one_call_per_array(threads, rows, cols):
     """Bit for bit, whether the arrays of a batch are solved one after the other or on threads."""
     numba = pytest.importorskip("numba")
-    g = np.stack([_random_array(20, 12, seed=s, off=0.1)[0] for s in range(3)])  # (3, 20, 12) S
+    g = np.stack([_random_array(rows, cols, seed=s, off=0.1)[0] for s in range(3)])  # (3, rows, cols) S
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:

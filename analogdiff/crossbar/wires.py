@@ -14,8 +14,9 @@ i.e. nested dissection by hand: the array is split recursively into boxes; each 
 admittance matrix on its port nodes (the nodes its wires share with neighbouring boxes), two neighbouring
 boxes merge by eliminating the nodes they share, and the whole array leaves the admittance between the row
 sources and the sense amplifiers. Boxes of one kind merge together: small ones in one compiled (numba) loop,
-large ones in batched LAPACK/BLAS calls; nodes on the north and east edges of the array are eliminated as
-soon as they stop being ports, so the last merges carry only sources and amplifiers. All box matrices
+large ones by Cholesky, triangular solve and symmetric rank-k update (LAPACK/BLAS called from compiled
+code, so two threads solve two arrays at once); nodes on the north and east edges of the array are
+eliminated as soon as they stop being ports, so the last merges carry only sources and amplifiers. All box matrices
 are Laplacians (no ground inside a box), so their diagonals are recomputed from the off-diagonals after
 every merge (the Grassmann–Taksar–Heyman trick): no cancellation even with 1 Ω wires and 1 µS devices.
 
@@ -118,8 +119,8 @@ def effective_conductance(g_s, r_row_ohm: float, r_col_ohm: float):
     Ideal wires (both resistances 0) give ``g_s`` itself. Returned as the kind of ``g_s``.
     ``g_s`` may hold a batch (..., rows, cols) of arrays of one geometry, each solved on its own (merged
     together they overflow the caches: measured slower), as many at once as numba has threads
-    (``numba.set_num_threads``). About 0.15 s of one core for 256×256, 0.3–0.5 s for 256×512, 0.86 s for
-    512×512 (``benchmarks/bench_irdrop.py``).
+    (``numba.set_num_threads``). About 0.10 s of one core for 256×256, 0.25 s for 256×512, 0.7 s for
+    512×512 (``benchmarks/bench_irdrop.py``, 2026-12-01).
     """
     g = _check_conductances(g_s, batched=True)
     lead, (rows, cols) = g.shape[:-2], g.shape[-2:]
@@ -254,7 +255,7 @@ def _ideal_cols(g: np.ndarray, gr: float) -> np.ndarray:
 #
 # Kinds: (h, w, north, east), the flags saying whether the box lies on the north / east edge. All boxes
 # of one kind share one port layout and merge in one batch: small ones in a compiled loop, large ones
-# in batched LAPACK/BLAS calls.
+# through LAPACK/BLAS (``_schur_update``).
 
 _SMALL_NODES = 192  # merges with at most this many nodes run in the compiled loop (measured crossover)
 
@@ -355,8 +356,7 @@ def _merge(a: np.ndarray, b: np.ndarray, map_a: np.ndarray, map_b: np.ndarray, p
     if block is not None:
         x = np.linalg.solve(k_ee, k_pe[:, :block].transpose(0, 2, 1))  # (B, m, w)
         return s[:, block:, :block] - k_pe[:, block:] @ x
-    x = np.linalg.solve(k_ee, k_pe.transpose(0, 2, 1))                 # (B, m, p)
-    s -= k_pe @ x
+    _schur_update(s, k_ee, k_pe)
     return _laplacian_diagonal(s)
 
 
@@ -383,6 +383,58 @@ def _njit(fn):
     except ImportError:  # pragma: no cover - numba is a core dependency
         return fn
     return numba.njit(cache=True, nogil=True)(fn)
+
+
+def _schur_update(s: np.ndarray, k_ee: np.ndarray, k_pe: np.ndarray) -> None:
+    """s -= k_pe k_ee⁻¹ k_peᵀ, in place, per box: Cholesky k_ee = UᵀU (LAPACK potrf), Y = U⁻ᵀ k_peᵀ (BLAS
+    trsm), s -= YᵀY (BLAS syrk, one triangle: half the flops of the general product), the other triangle
+    mirrored from it, so every box comes out exactly symmetric. k_ee is a principal block of a connected
+    network's Laplacian (positive definite). k_ee and k_pe are overwritten.
+
+    The calls go to SciPy's BLAS/LAPACK from compiled code without the GIL (SciPy's Python wrappers hold
+    it: two tiles' solves on two threads would take turns). Each C-ordered matrix is handed to Fortran as
+    its transpose: k_ee and s are symmetric, so that is the same matrix (for s, up to rounding: its lower
+    triangle is updated, then mirrored), and k_peᵀ is the right-hand side the solve wants. Nothing is copied."""
+    info = _schur_update_compiled(s, k_ee, k_pe, *_lapack_blas())
+    if info != 0:  # pragma: no cover - a connected network's block is positive definite
+        raise np.linalg.LinAlgError(f"IR-drop solve: elimination block not positive definite (potrf {info})")
+
+
+@functools.lru_cache(maxsize=1)
+def _lapack_blas():
+    """ctypes handles of SciPy's dpotrf, dtrsm and dsyrk (``scipy.linalg.cython_lapack`` / ``cython_blas``),
+    callable from numba."""
+    import ctypes
+
+    from numba.extending import get_cython_function_address
+
+    vp = ctypes.c_void_p
+    return (ctypes.CFUNCTYPE(None, *[vp] * 5)(get_cython_function_address("scipy.linalg.cython_lapack", "dpotrf")),
+            ctypes.CFUNCTYPE(None, *[vp] * 11)(get_cython_function_address("scipy.linalg.cython_blas", "dtrsm")),
+            ctypes.CFUNCTYPE(None, *[vp] * 10)(get_cython_function_address("scipy.linalg.cython_blas", "dsyrk")))
+
+
+@_njit
+def _schur_update_compiled(s, k_ee, k_pe, dpotrf, dtrsm, dsyrk):  # pragma: no cover - compiled
+    """``_schur_update``'s loop; returns potrf's info of the first box that fails (0: none)."""
+    up, left = np.array([ord("U")], np.uint8), np.array([ord("L")], np.uint8)
+    tr, nonunit = np.array([ord("T")], np.uint8), np.array([ord("N")], np.uint8)
+    m, p = np.array([k_pe.shape[2]], np.int32), np.array([k_pe.shape[1]], np.int32)
+    info = np.zeros(1, np.int32)
+    one, minus_one = np.array([1.0]), np.array([-1.0])
+    for t in range(s.shape[0]):
+        a, b, c = k_ee[t], k_pe[t], s[t]
+        dpotrf(up.ctypes, m.ctypes, a.ctypes, m.ctypes, info.ctypes)  # a = UᵀU, U in its upper triangle
+        if info[0] != 0:
+            return info[0]
+        dtrsm(left.ctypes, up.ctypes, tr.ctypes, nonunit.ctypes, m.ctypes, p.ctypes, one.ctypes, a.ctypes,
+              m.ctypes, b.ctypes, m.ctypes)  # b := U⁻ᵀ b, b = k_peᵀ (m, p) in Fortran order
+        dsyrk(up.ctypes, tr.ctypes, p.ctypes, m.ctypes, minus_one.ctypes, b.ctypes, m.ctypes, one.ctypes, c.ctypes,
+              p.ctypes)  # upper triangle of cᵀ (Fortran) = lower of c: c -= bᵀ b
+        for i in range(c.shape[0]):  # mirror the lower triangle onto the upper one
+            for j in range(i):
+                c[j, i] = c[i, j]
+    return 0
 
 
 @_njit
