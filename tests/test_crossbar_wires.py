@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -271,3 +273,19 @@ def test_cli_exit_codes(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(spice, "validate", lambda cases, tolerance: [failing])
     assert main(["validate-circuits"]) == 1
     assert "NO" in capsys.readouterr().out
+
+
+def test_the_solve_limits_scipys_blas_too():
+    """The large merges call SciPy's BLAS (its own OpenBLAS, apart from NumPy's). The solve's one-thread
+    limit must reach it from the first solve in a process on, or two tiles' threads each start BLAS threads of
+    their own. Checked in a fresh interpreter, where nothing has loaded SciPy's BLAS yet."""
+    pytest.importorskip("threadpoolctl")
+    code = ("import threadpoolctl\n"
+            "from analogdiff.crossbar import wires\n"
+            "with wires._blas_one_thread():\n"
+            "    wires._lapack_blas()\n"  # what the first large merge does
+            "    print([i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    counts = json.loads(out.stdout.strip())  # the list of thread counts the child printed
+    assert counts and all(c == 1 for c in counts)

@@ -177,6 +177,7 @@ def _blas_one_thread():
     """BLAS limited to one thread for the solve (threadpoolctl, when installed). The many small
     batched LAPACK/BLAS calls only lose from threading, and lose 10× on a busy machine, where each
     call waits for a starved helper thread (measured: 256×256 in 2.8 s wall with 2 threads vs 0.6 s)."""
+    _lapack_blas()  # loads SciPy's BLAS (a library of its own, not NumPy's) so that the limit reaches it too
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - optional
