@@ -61,8 +61,9 @@ def test_bfloat16_squares_round_to_nearest_even_as_torch():
     ours = torch.tensor([int(kernels._bf16_bits(np.float32(v))) for v in values.tolist()], dtype=torch.int16)
     assert torch.equal(ours, values.to(torch.bfloat16).view(torch.int16))
     x = torch.randn(2, 40)
-    with pytest.raises(ValueError, match="squares_dtype"):
-        kernels.dac_encode(x, cv.Dac(None, 1.0), n_tiles=1, width=40, want_squares=True, squares_dtype=torch.float16)
+    for impl in (kernels, kernels_torch):
+        with pytest.raises(ValueError, match="squares_dtype"):
+            impl.dac_encode(x, cv.Dac(None, 1.0), n_tiles=1, width=40, want_squares=True, squares_dtype=torch.float16)
 
 
 def test_dac_encode_flags_non_finite():

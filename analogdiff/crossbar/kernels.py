@@ -254,7 +254,7 @@ def _dac_encode(x, inv_range, dynamic, quantize, levels, out, sq, sq16, want_sq,
                     f_sq += v * v
                     o[c] = v
             o[c_end:] = 0.0
-            if want_sq:  # squares of the same float64 values, in a loop of their own (it vectorizes)
+            if want_sq:  # squares of the same float64 values, in a loop of their own
                 if sq_bf16:
                     _squares_bf16(xr, inv, quantize, levels, inv_levels, sq16[0, r, n])
                 else:
@@ -293,6 +293,15 @@ def _dac_encode_serial(x, inv_scale, levels, out, sq, want_sq, abs_sum, sq_sum):
         sq_sum[n] = s_sq / (levels * levels)
 
 
+SQUARES_DTYPES = (torch.float32, torch.bfloat16)
+"""What ``dac_encode`` (both implementations) can write the squares as: the read-noise variance's dtypes."""
+
+
+def check_squares_dtype(dtype: torch.dtype) -> None:
+    if dtype not in SQUARES_DTYPES:
+        raise ValueError(f"dac_encode: squares_dtype must be torch.float32 or torch.bfloat16, got {dtype}")
+
+
 def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_squares: bool,
                squares_dtype: torch.dtype = torch.float32) -> dict:
     """Encode inputs x (N, K) for the tiles through the row drivers ``dac`` (``converters.Dac``: its
@@ -311,8 +320,7 @@ def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_sq
     quantize = dac.levels is not None  # False: no DAC, exact normalized inputs
     levels = dac.levels if quantize else 1
     serial = quantize and dac.bit_serial
-    if squares_dtype not in (torch.float32, torch.bfloat16):
-        raise ValueError(f"dac_encode: squares_dtype must be torch.float32 or torch.bfloat16, got {squares_dtype}")
+    check_squares_dtype(squares_dtype)
     planes = torch.empty((dac.n_planes, n_tiles, n, width), dtype=torch.float32)
     squares = (torch.empty(planes.shape, dtype=squares_dtype) if want_squares
                else torch.empty((1, 1, 1, 1), dtype=squares_dtype))
@@ -335,8 +343,8 @@ def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_sq
     else:
         _dac_encode(x.numpy(), inv_range=1.0 / x_range if x_range is not None else 1.0,
                     dynamic=x_range is None, quantize=quantize, levels=levels, out=planes.numpy(),
-                    sq=sq32, sq16=sq16, want_sq=want_squares, sq_bf16=sq_bf16, row_scale=row_scale, abs_sum=abs_sum,
-                    sq_sum=sq_sum, bad=bad, kmin=kmin, kmax=kmax)
+                    sq=sq32, sq16=sq16, want_sq=want_squares, sq_bf16=sq_bf16, row_scale=row_scale,
+                    abs_sum=abs_sum, sq_sum=sq_sum, bad=bad, kmin=kmin, kmax=kmax)
     if n == 0 or x.shape[1] == 0:
         lo = hi = 0.0
     elif bad.any():

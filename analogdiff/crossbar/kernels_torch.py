@@ -112,6 +112,7 @@ def dac_encode(x: torch.Tensor, dac: "Dac", *, n_tiles: int, width: int, want_sq
                squares_dtype: torch.dtype = torch.float32) -> dict:
     """``kernels.dac_encode`` in torch on x's device: the same dict, with ``row_scale``, ``abs_sum`` and
     ``sq_sum`` as float64 tensors on that device."""
+    _k.check_squares_dtype(squares_dtype)
     x = x.detach().to(torch.float32)
     n, k = x.shape
     dev = x.device

@@ -16,9 +16,9 @@ boxes merge by eliminating the nodes they share, and the whole array leaves the 
 sources and the sense amplifiers. Boxes of one kind merge together: small ones in one compiled (numba) loop,
 large ones by Cholesky, triangular solve and symmetric rank-k update (LAPACK/BLAS called from compiled
 code, so two threads solve two arrays at once); nodes on the north and east edges of the array are
-eliminated as soon as they stop being ports, so the last merges carry only sources and amplifiers. All box matrices
-are Laplacians (no ground inside a box), so their diagonals are recomputed from the off-diagonals after
-every merge (the Grassmann–Taksar–Heyman trick): no cancellation even with 1 Ω wires and 1 µS devices.
+eliminated as soon as they stop being ports, so the last merges carry only sources and amplifiers. All box
+matrices are Laplacians (no ground inside a box), so their diagonals are recomputed from the off-diagonals
+after every merge (the Grassmann–Taksar–Heyman trick): no cancellation even with 1 Ω wires and 1 µS devices.
 
 ``nodal_column_currents`` is an independent second implementation (one sparse LU of the full nodal
 matrix per call), slower, kept as a cross-check for the tests.
