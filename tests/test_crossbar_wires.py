@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -289,3 +290,24 @@ def test_the_solve_limits_scipys_blas_too():
     assert out.returncode == 0, out.stderr
     counts = json.loads(out.stdout.strip())  # the list of thread counts the child printed
     assert counts and all(c == 1 for c in counts)
+
+
+def test_the_compiled_blas_calls_survive_numba_s_cache(tmp_path):
+    """The compiled elimination receives SciPy's BLAS/LAPACK entry points as arguments. Their addresses differ
+    from process to process, so a cached compilation must not have one baked in: two fresh interpreters
+    sharing one numba cache (the first compiles and saves, the second loads) must both get it right."""
+    code = ("import numpy as np\n"
+            "from analogdiff.crossbar.wires import _schur_update\n"
+            "rng = np.random.default_rng(0)\n"
+            "a = rng.standard_normal((2, 20, 20)); k_ee = a @ a.transpose(0, 2, 1) + 20 * np.eye(20)\n"
+            "k_pe = rng.standard_normal((2, 50, 20)); s = rng.standard_normal((2, 50, 50))\n"
+            "s = s + s.transpose(0, 2, 1)\n"
+            "ref = s - k_pe @ np.linalg.solve(k_ee, k_pe.transpose(0, 2, 1))\n"
+            "_schur_update(s, k_ee, k_pe)\n"
+            "print(float(np.abs(s - ref).max() / np.abs(ref).max()))\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+        assert out.returncode == 0, out.stderr
+        assert float(out.stdout.strip()) < 1e-13
+    assert any(tmp_path.rglob("*_schur_update_compiled*.nbc"))  # the second run had a cache to load
