@@ -171,10 +171,16 @@ def _scan(x, bad, kmin, kmax):
 
 
 @numba.njit(inline="always", error_model="numpy", cache=True)
+def _dac_level(xv, inv, levels):
+    """One input's DAC level, float64: rint(clip(x·inv, -1, 1)·L)."""
+    return np.rint(min(max(xv * inv, -1.0), 1.0) * levels)
+
+
+@numba.njit(inline="always", error_model="numpy", cache=True)
 def _dac_value(xv, inv, quantize, levels, inv_levels):
-    """One DAC output as float64: the level rint(clip(x·inv)·L) / L, or x·inv without a DAC."""
+    """One DAC output as float64: its level / L, or x·inv without a DAC."""
     if quantize:
-        return np.rint(min(max(xv * inv, -1.0), 1.0) * levels) * inv_levels
+        return _dac_level(xv, inv, levels) * inv_levels
     return xv * inv
 
 
@@ -236,7 +242,7 @@ def _dac_encode(x, inv_range, dynamic, quantize, levels, out, sq, sq16, want_sq,
                     kk = b ^ ((b >> 31) & 0x7FFFFFFF)
                     lo = min(lo, kk)
                     hi = max(hi, kk)
-                    lv = np.rint(min(max(xv * inv, -1.0), 1.0) * levels)
+                    lv = _dac_level(xv, inv, levels)
                     mag = np.int64(abs(lv))
                     s_abs += mag
                     s_sq += mag * mag
