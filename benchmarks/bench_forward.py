@@ -106,6 +106,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch and numba threads (default: torch's)")
     ap.add_argument("--no-aihwkit", action="store_true")
     args = ap.parse_args(argv)
+    from analogdiff import checks
+
+    try:
+        for key, hi in (("batch", 1 << 16), ("seq_len", 1 << 16), ("reps", 10_000)):
+            checks.integer(f"--{key.replace('_', '-')}", getattr(args, key), 1, hi)
+        if args.threads is not None:
+            checks.integer("--threads", args.threads, 1, 1024)
+    except checks.ConfigError as e:
+        print(f"bench_forward: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
     import numba
 

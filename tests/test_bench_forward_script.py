@@ -34,3 +34,13 @@ def test_verdict_against_a_goal(bench):
     assert bench.verdict([1.2, 1.5], 1.5) == "met"
     assert bench.verdict([1.6, 1.9], 1.5) == "not met"
     assert bench.verdict([1.4, 1.6], 1.5) == "not distinguishable"
+
+
+@pytest.mark.parametrize("args,field", [(["--reps", "0"], "--reps"), (["--batch", "-1"], "--batch"),
+                                        (["--threads", "0"], "--threads")])
+def test_bad_input_is_one_line_and_exit_2(args, field):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.strip().count("\n") == 0 and field in r.stderr
